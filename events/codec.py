@@ -242,7 +242,8 @@ def _parse_recommendation(request: str, ts_ns: int, user_id: int, digits: int) -
         return RecommendationEvent(
             ts_ns, user_id, server, status, (), response_ms, None, digits, time_sep, time_sep, ms_sep
         )
-    list_sep = ", " if ", " in body else ","
+    # With one item the list separator is unobservable: take the time separator (canonical form).
+    list_sep = ", " if ", " in body else ("," if "," in body else time_sep)
     items = body.split(list_sep)
     for item in items:
         if item not in _SLUGS_OK:

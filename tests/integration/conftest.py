@@ -1,0 +1,48 @@
+"""Integration fixtures: the real Kafka broker and Redis, started through the project's stack manager.
+
+If a component cannot start, the fixture raises and every test that needs it errors loudly;
+nothing is skipped. Components this session started are stopped at the end; ones that were
+already running (e.g. after `recsys stack up`) are left as they were.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from events.kafka import ensure_topics
+from events.settings import get_kafka_settings
+from recsys.settings import get_settings
+from recsys.stack.base import State
+from recsys.stack.manager import CORE, Stack
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Addresses of the running services."""
+
+    kafka_bootstrap: str
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackInfo]:
+    """Kafka and Redis, healthy, for the whole session."""
+    manager = Stack()
+    before = {s.name: s.state for s in manager.status(list(CORE))}
+    manager.up(list(CORE))
+    yield StackInfo(get_kafka_settings().bootstrap_servers, get_settings().redis_url)
+    started_here = [name for name, state in before.items() if state is not State.HEALTHY]
+    if started_here:
+        manager.down(started_here)
+
+
+@pytest.fixture
+def topic(stack: StackInfo) -> str:
+    """A fresh single-partition topic, so tests never see each other's messages."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    ensure_topics({name: 1})
+    return name
