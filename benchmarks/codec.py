@@ -21,7 +21,16 @@ import time
 from pathlib import Path
 
 import events.codec as codec
-from events import AccountEvent, Event, ParseError, RateEvent, RecommendationEvent, WatchEvent, format_line, parse_line
+from events import (
+    AccountEvent,
+    Event,
+    ParseError,
+    RateEvent,
+    RecommendationEvent,
+    WatchEvent,
+    format_line,
+    parse_line,
+)
 from events.batch import parse_batch
 
 RESULTS = Path(__file__).parent / "results" / "codec.json"
@@ -47,9 +56,15 @@ def make_events(n: int, seed: int = 7) -> list[Event]:
             out.append(AccountEvent(ts, user, 0))
         elif r < 0.995:
             items = tuple(rng.sample(movies, 20))
-            out.append(RecommendationEvent(ts + 123_000_000, user, "recsys:8082", 200, items, rng.randrange(300), None, 3))
+            out.append(
+                RecommendationEvent(
+                    ts + 123_000_000, user, "recsys:8082", 200, items, rng.randrange(300), None, 3
+                )
+            )
         else:
-            err = "java.util.concurrent.TimeoutException: Request timeout to recsys/127.0.0.1:8082 after 600 ms"
+            err = (
+                "java.util.concurrent.TimeoutException: Request timeout to recsys/127.0.0.1:8082 after 600 ms"
+            )
             out.append(RecommendationEvent(ts, user, "recsys:8082", 0, (), 615, err, 0))
     return out
 
@@ -104,11 +119,15 @@ def main() -> None:
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
     }
     print(f"codec ({'mypyc' if compiled else 'pure Python'}), {len(lines):,} mixed lines, one core")
-    print(f"  parse (parse_batch, columns): {result['parse_lines_per_s']:>10,} lines/s  (target {TARGET_PARSE:,})")
+    print(
+        f"  parse (parse_batch, columns): {result['parse_lines_per_s']:>10,} lines/s  (target {TARGET_PARSE:,})"
+    )
     print(f"  parse (parse_line, events)  : {result['parse_line_events_per_s']:>10,} lines/s")
     print(f"  format (format_line)        : {result['format_lines_per_s']:>10,} lines/s")
-    print(f"  baseline bytes.split: {result['baseline_split_lines_per_s']:,} lines/s; "
-          f"parse costs {result['parse_cost_vs_split']}x a bare split")
+    print(
+        f"  baseline bytes.split: {result['baseline_split_lines_per_s']:,} lines/s; "
+        f"parse costs {result['parse_cost_vs_split']}x a bare split"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"  wrote {RESULTS}")

@@ -4,7 +4,7 @@ This package imports nothing else of ours; everything else may import it.
 """
 
 from events.codec import MAX_LINE_BYTES, format_line, parse_line
-from events.topics import ALERTS, DLQ, MOVIELOG, PROVENANCE, ALL_TOPICS
+from events.topics import ALERTS, ALL_TOPICS, DLQ, MOVIELOG, PROVENANCE
 from events.types import (
     AccountEvent,
     Event,

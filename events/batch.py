@@ -50,8 +50,11 @@ class ParsedBatch:
 
     def __len__(self) -> int:
         return (
-            len(self.watch.index) + len(self.rate.index) + len(self.accounts)
-            + len(self.recommendations) + len(self.errors)
+            len(self.watch.index)
+            + len(self.rate.index)
+            + len(self.accounts)
+            + len(self.recommendations)
+            + len(self.errors)
         )
 
 
@@ -90,7 +93,9 @@ def parse_batch(lines: Sequence[str | bytes]) -> ParsedBatch:
     return out
 
 
-def _add(out: ParsedBatch, i: int, event: WatchEvent | RateEvent | AccountEvent | RecommendationEvent | ParseError) -> None:
+def _add(
+    out: ParsedBatch, i: int, event: WatchEvent | RateEvent | AccountEvent | RecommendationEvent | ParseError
+) -> None:
     if isinstance(event, WatchEvent):
         w = out.watch
         w.index.append(i)

@@ -13,8 +13,32 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(stack_app, name="stack", help="Start, stop and inspect the local stack (Kafka, Redis, Prometheus).")
+app.add_typer(
+    stack_app, name="stack", help="Start, stop and inspect the local stack (Kafka, Redis, Prometheus)."
+)
 app.add_typer(events_app, name="events", help="Inspect and validate MLiP log lines and Kafka topics.")
+
+
+@app.command()
+def config(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the README's Markdown table."),
+    update_readme: bool = typer.Option(False, "--update-readme", help="Rewrite the table in README.md."),
+) -> None:
+    """List every configuration knob (environment variable), its default and purpose."""
+    from pathlib import Path
+
+    from recsys.knobs import knobs, markdown_table
+    from recsys.readme import update
+
+    if update_readme:
+        changed = update(Path("README.md"))
+        typer.echo("README.md updated" if changed else "README.md already up to date")
+        return
+    if markdown:
+        typer.echo(markdown_table())
+        return
+    for k in knobs():
+        typer.echo(f"{k.env:<40} {k.default:<28} {k.description}")
 
 
 @app.command()

@@ -20,7 +20,9 @@ console = Console()
 
 
 def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
 @app.command()
@@ -56,7 +58,9 @@ def check(
 def tail(
     topic: Annotated[str, typer.Option(help="Topic to read.")] = MOVIELOG,
     n: Annotated[int, typer.Option("-n", help="How many messages to print.")] = 10,
-    timeout_s: Annotated[float, typer.Option(help="Give up after this many seconds without a message.")] = 5.0,
+    timeout_s: Annotated[
+        float, typer.Option(help="Give up after this many seconds without a message.")
+    ] = 5.0,
 ) -> None:
     """Print the latest messages of a topic with their parse result (reads without joining a group)."""
     from confluent_kafka import OFFSET_END, TopicPartition
@@ -83,7 +87,10 @@ def tail(
                 continue
             value = msg.value() or b""
             parsed = parse_line(value)
-            headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (msg.headers() or [])}
+            headers: dict[str, str] = {}
+            for item in msg.headers() or []:
+                key, hval = str(item[0]), item[1]
+                headers[key] = hval.decode("utf-8", "replace") if isinstance(hval, bytes) else str(hval)
             verdict = (
                 f"[red]{parsed.reason}[/red]" if isinstance(parsed, ParseError) else type(parsed).__name__
             )

@@ -25,8 +25,12 @@ def _table(rows: list[ComponentStatus]) -> Table:
     for r in rows:
         colour = _COLOURS[r.state]
         table.add_row(
-            r.name, r.address, f"[{colour}]{r.state}[/{colour}]", "yes" if r.managed else "no",
-            str(r.pid or ""), r.detail,
+            r.name,
+            r.address,
+            f"[{colour}]{r.state}[/{colour}]",
+            "yes" if r.managed else "no",
+            str(r.pid or ""),
+            r.detail,
         )
     return table
 
@@ -39,7 +43,9 @@ def _names(only: str | None, monitoring: bool) -> list[str]:
 
 @app.command()
 def up(
-    monitoring: Annotated[bool, typer.Option("--monitoring", help="Also start Prometheus and Alertmanager.")] = False,
+    monitoring: Annotated[
+        bool, typer.Option("--monitoring", help="Also start Prometheus and Alertmanager.")
+    ] = False,
     only: Annotated[str | None, typer.Option(help="Comma-separated components, e.g. 'redis'.")] = None,
 ) -> None:
     """Start what is not running (idempotent); wait until healthy; create the Kafka topics."""
@@ -69,7 +75,9 @@ def down(
 
 @app.command()
 def prereqs(
-    install: Annotated[bool, typer.Option(help="Install missing Debian packages when running as root.")] = True,
+    install: Annotated[
+        bool, typer.Option(help="Install missing Debian packages when running as root.")
+    ] = True,
 ) -> None:
     """Check (and as root on Debian, install) java, mvn, redis-server, prometheus, alertmanager, promtool."""
     from recsys.settings import get_settings

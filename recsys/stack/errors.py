@@ -5,5 +5,5 @@ class StackError(RuntimeError):
     """A component could not be prepared, started or reached."""
 
 
-class MissingPrerequisite(StackError):
+class MissingPrerequisiteError(StackError):
     """A program the stack needs is not installed; the message names the package."""

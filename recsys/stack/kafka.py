@@ -126,7 +126,9 @@ class KafkaBroker:
             check=False,
         )
         if result.returncode != 0:
-            raise StackError(f"fetching Kafka {self.stack.kafka_version} jars failed:\n{result.stdout[-3000:]}")
+            raise StackError(
+                f"fetching Kafka {self.stack.kafka_version} jars failed:\n{result.stdout[-3000:]}"
+            )
         marker.write_text("ok\n")
 
     def _write_config(self, port: int) -> Path:
@@ -165,14 +167,26 @@ class KafkaBroker:
             cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
         cluster_id = cluster_file.read_text().strip()
         result = subprocess.run(
-            [java, "-cp", f"{self.lib}/*", "kafka.tools.StorageTool", "format", "-t", cluster_id,
-             "-c", str(config), "--standalone"],
+            [
+                java,
+                "-cp",
+                f"{self.lib}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+                "--standalone",
+            ],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise StackError(f"formatting Kafka storage failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise StackError(
+                f"formatting Kafka storage failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
 
     def log_tail(self) -> str:
         """The broker log's last lines."""

@@ -30,7 +30,9 @@ class Stack:
     def _select(self, names: tuple[str, ...] | list[str]) -> list[Component]:
         unknown = [n for n in names if n not in self.components]
         if unknown:
-            raise StackError(f"unknown component(s): {', '.join(unknown)}; known: {', '.join(self.components)}")
+            raise StackError(
+                f"unknown component(s): {', '.join(unknown)}; known: {', '.join(self.components)}"
+            )
         return [self.components[n] for n in names]
 
     def up(self, names: tuple[str, ...] | list[str] = CORE) -> list[ComponentStatus]:

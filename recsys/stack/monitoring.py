@@ -58,7 +58,9 @@ class _HttpDaemon:
         pid = self.proc.pid()
         if self._ready():
             return ComponentStatus(self.name, self.address, State.HEALTHY, pid is not None, pid)
-        return ComponentStatus(self.name, self.address, State.UNHEALTHY if pid else State.STOPPED, pid is not None, pid)
+        return ComponentStatus(
+            self.name, self.address, State.UNHEALTHY if pid else State.STOPPED, pid is not None, pid
+        )
 
     def up(self) -> ComponentStatus:
         """Start unless already ready."""

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from recsys.stack.errors import MissingPrerequisite
+from recsys.stack.errors import MissingPrerequisiteError
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,13 @@ def require(programs: list[Program], auto_install: bool) -> dict[str, str]:
             text=True,
         )
         if result.returncode != 0:
-            raise MissingPrerequisite(
+            raise MissingPrerequisiteError(
                 f"apt-get install {' '.join(packages)} failed:\n{result.stderr[-2000:]}"
             )
         missing = [p for p in programs if shutil.which(p.command) is None]
     if missing:
         names = ", ".join(f"`{p.command}` (Debian package {p.package})" for p in missing)
-        raise MissingPrerequisite(
+        raise MissingPrerequisiteError(
             f"missing {names}; install with: sudo apt-get install {' '.join(p.package for p in missing)}"
         )
     return {p.command: shutil.which(p.command) or p.command for p in programs}

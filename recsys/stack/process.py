@@ -74,7 +74,9 @@ class ManagedProcess:
             if check():
                 return
             if not self.running():
-                raise StackError(f"{self.name} exited during start-up; last log lines:\n{tail(self.log_file)}")
+                raise StackError(
+                    f"{self.name} exited during start-up; last log lines:\n{tail(self.log_file)}"
+                )
             time.sleep(0.3)
         raise StackError(
             f"{self.name} did not become healthy ({what}) within {timeout_s:.0f} s; "

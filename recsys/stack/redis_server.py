@@ -47,7 +47,9 @@ class RedisServer:
         """Healthy when PING answers."""
         pid = self.proc.pid()
         if ping(self.url):
-            detail = "external" if self.stack.redis_external else ("" if pid else "running, not started by us")
+            detail = (
+                "external" if self.stack.redis_external else ("" if pid else "running, not started by us")
+            )
             return ComponentStatus(self.name, self.address, State.HEALTHY, pid is not None, pid, detail)
         state = State.UNHEALTHY if pid or self.stack.redis_external else State.STOPPED
         return ComponentStatus(self.name, self.address, state, pid is not None, pid)
@@ -69,14 +71,21 @@ class RedisServer:
             self.home.mkdir(parents=True, exist_ok=True)
             argv = [
                 tools["redis-server"],
-                "--bind", "127.0.0.1",
-                "--port", str(parsed.port or 6379),
-                "--dir", str(self.home),
-                "--daemonize", "no",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(parsed.port or 6379),
+                "--dir",
+                str(self.home),
+                "--daemonize",
+                "no",
                 # The online store is rebuilt from the offline store by materialisation: no RDB/AOF.
-                "--save", "",
-                "--appendonly", "no",
-                "--protected-mode", "yes",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
             ]
             if parsed.password:
                 argv += ["--requirepass", parsed.password]

@@ -9,7 +9,7 @@ import pytest
 import redis
 from confluent_kafka import TopicPartition
 
-from events import DLQ, MOVIELOG, PROVENANCE, ALERTS, ParseError, format_line, parse_line
+from events import ALERTS, DLQ, MOVIELOG, PROVENANCE, ParseError, format_line, parse_line
 from events.kafka import default_topic_partitions, ensure_topics, make_admin, make_consumer, make_producer
 from events.types import WatchEvent
 from tests.integration.conftest import StackInfo
@@ -38,7 +38,9 @@ def test_platform_topics_exist_with_their_partitions(stack: StackInfo) -> None:
 
 
 def test_produce_consume_with_group_and_manual_commits(topic: str) -> None:
-    events = [WatchEvent(1_795_626_245_000_000_000 + i * 10**9, 7, "the+green+mile+1999", i, 0) for i in range(50)]
+    events = [
+        WatchEvent(1_795_626_245_000_000_000 + i * 10**9, 7, "the+green+mile+1999", i, 0) for i in range(50)
+    ]
     producer = make_producer()
     for e in events:
         producer.produce(topic, format_line(e).encode(), key=b"7")
@@ -73,10 +75,16 @@ def test_bad_line_goes_to_the_dlq_with_its_reason(stack: StackInfo, topic: str) 
     assert isinstance(result, ParseError)
     marker = uuid.uuid4().hex
     producer.produce(
-        DLQ, msg.value(), key=msg.key(),
-        headers=[("reason", result.reason.value.encode()), ("source_topic", topic.encode()),
-                 ("source_partition", b"0"), ("source_offset", str(msg.offset()).encode()),
-                 ("marker", marker.encode())],
+        DLQ,
+        msg.value(),
+        key=msg.key(),
+        headers=[
+            ("reason", result.reason.value.encode()),
+            ("source_topic", topic.encode()),
+            ("source_partition", b"0"),
+            ("source_offset", str(msg.offset()).encode()),
+            ("marker", marker.encode()),
+        ],
     )
     assert producer.flush(30) == 0
     consumer.close()

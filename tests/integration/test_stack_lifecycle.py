@@ -77,7 +77,10 @@ def test_up_twice_then_down_leaves_nothing(tmp_path: Path) -> None:
 def test_status_command_lists_components(stack: object) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "recsys.cli", "stack", "status", "--json"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     assert '"name": "kafka"' in out.stdout and '"state": "healthy"' in out.stdout

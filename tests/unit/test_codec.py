@@ -56,7 +56,9 @@ def test_fields_of_each_kind() -> None:
     assert parse_line("2026-11-25T17:04:05,1,GET /rate/x+2000=3") == RateEvent(
         1795626245_000_000_000, 1, "x+2000", 3, 0
     )
-    assert parse_line("2026-11-25T17:04:05,1,GET /create_account") == AccountEvent(1795626245_000_000_000, 1, 0)
+    assert parse_line("2026-11-25T17:04:05,1,GET /create_account") == AccountEvent(
+        1795626245_000_000_000, 1, 0
+    )
     ok = parse_line(REAL_LINES[6])
     assert isinstance(ok, RecommendationEvent) and ok.ok
     assert ok.results == ("the+green+mile+1999", "monsters_+inc.+2001", "spider-man+3+2007")
@@ -102,14 +104,38 @@ NASTY = [
     ("2026-11-25T17:04:05,42,GET /create_account,extra", ParseReason.UNKNOWN_REQUEST),
     ("2026-11-25T17:04:05,42,recommendation request h:1, status 200", ParseReason.BAD_RESULT),
     ("2026-11-25T17:04:05,42,recommendation request h:1, result: a, 3 ms", ParseReason.BAD_STATUS),
-    ("2026-11-25T17:04:05,42,recommendation request h:1, status 99, result: a+1, 3 ms", ParseReason.BAD_STATUS),
-    ("2026-11-25T17:04:05,42,recommendation request h:1, status ok, result: a+1, 3 ms", ParseReason.BAD_STATUS),
-    ("2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a+1, ms", ParseReason.BAD_RESPONSE_TIME),
-    ("2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a+1, 3", ParseReason.BAD_RESPONSE_TIME),
-    ("2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a b, 3 ms", ParseReason.BAD_RESULT),
-    ("2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a/b, 3 ms", ParseReason.BAD_RESULT),
-    ("2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a=b, 3 ms", ParseReason.BAD_RESULT),
-    ("2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a,, b, 3 ms", ParseReason.BAD_RESULT),
+    (
+        "2026-11-25T17:04:05,42,recommendation request h:1, status 99, result: a+1, 3 ms",
+        ParseReason.BAD_STATUS,
+    ),
+    (
+        "2026-11-25T17:04:05,42,recommendation request h:1, status ok, result: a+1, 3 ms",
+        ParseReason.BAD_STATUS,
+    ),
+    (
+        "2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a+1, ms",
+        ParseReason.BAD_RESPONSE_TIME,
+    ),
+    (
+        "2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a+1, 3",
+        ParseReason.BAD_RESPONSE_TIME,
+    ),
+    (
+        "2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a b, 3 ms",
+        ParseReason.BAD_RESULT,
+    ),
+    (
+        "2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a/b, 3 ms",
+        ParseReason.BAD_RESULT,
+    ),
+    (
+        "2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a=b, 3 ms",
+        ParseReason.BAD_RESULT,
+    ),
+    (
+        "2026-11-25T17:04:05,42,recommendation request h:1, status 200, result: a,, b, 3 ms",
+        ParseReason.BAD_RESULT,
+    ),
     ("2026-11-25T17:04:05,42,GET /data/m/a\x00b/1.mpg", ParseReason.BAD_MOVIE_ID),
     ("2026-11-25T17:04:05,42,GET /create_account\x07", ParseReason.CONTROL_CHARS),
 ]
@@ -156,11 +182,19 @@ def _truncate(ts_ns: int, d: int) -> int:
 
 watch_events = st.builds(
     lambda t, u, m, minute, d: WatchEvent(_truncate(t, d), u, m, minute, d),
-    timestamps, users, slugs, st.integers(0, 100_000), digits,
+    timestamps,
+    users,
+    slugs,
+    st.integers(0, 100_000),
+    digits,
 )
 rate_events = st.builds(
     lambda t, u, m, r, d: RateEvent(_truncate(t, d), u, m, r, d),
-    timestamps, users, slugs, st.integers(1, 10), digits,
+    timestamps,
+    users,
+    slugs,
+    st.integers(1, 10),
+    digits,
 )
 account_events = st.builds(lambda t, u, d: AccountEvent(_truncate(t, d), u, d), timestamps, users, digits)
 servers = st.from_regex(r"[a-z0-9][a-z0-9.\-]{0,30}:[0-9]{2,5}", fullmatch=True)
@@ -169,7 +203,14 @@ ok_recs = st.builds(
     lambda t, u, srv, items, ms, d, ls, ts, mss: RecommendationEvent(
         _truncate(t, d), u, srv, 200, tuple(items), ms, None, d, ls if len(items) > 1 else ts, ts, mss
     ),
-    timestamps, users, servers, st.lists(slugs, max_size=20), st.integers(0, 10**9 - 1), digits, seps, seps,
+    timestamps,
+    users,
+    servers,
+    st.lists(slugs, max_size=20),
+    st.integers(0, 10**9 - 1),
+    digits,
+    seps,
+    seps,
     st.sampled_from([" ", ""]),
 )
 error_texts = st.text(
@@ -179,8 +220,15 @@ failed_recs = st.builds(
     lambda t, u, srv, status, err, ms, d, ts, mss: RecommendationEvent(
         _truncate(t, d), u, srv, status, (), ms, err, d, ts, ts, mss
     ),
-    timestamps, users, servers, st.sampled_from([0, 500, 502, 503, 504, 404]), error_texts,
-    st.integers(0, 10**9 - 1), digits, seps, st.sampled_from([" ", ""]),
+    timestamps,
+    users,
+    servers,
+    st.sampled_from([0, 500, 502, 503, 504, 404]),
+    error_texts,
+    st.integers(0, 10**9 - 1),
+    digits,
+    seps,
+    st.sampled_from([" ", ""]),
 )
 
 

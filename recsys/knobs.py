@@ -1,0 +1,55 @@
+"""Every configuration knob of the platform: env name, default and one-line purpose, for docs and `recsys config`."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from pydantic_settings import BaseSettings
+
+SETTINGS_CLASSES = (
+    "events.settings:KafkaSettings",
+    "recsys.settings:StackSettings",
+)
+"""Each package's settings class, as `module:Class`."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One environment variable."""
+
+    env: str
+    default: str
+    description: str
+    owner: str
+
+
+def _load(path: str) -> type[BaseSettings]:
+    module, _, name = path.partition(":")
+    cls: object = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, BaseSettings)):
+        raise TypeError(f"{path} is not a pydantic-settings class")
+    return cls
+
+
+def knobs() -> list[Knob]:
+    """All knobs, in the order of SETTINGS_CLASSES then field order."""
+    out: list[Knob] = []
+    for path in SETTINGS_CLASSES:
+        cls = _load(path)
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            env = alias if isinstance(alias, str) else f"{prefix}{name}".upper()
+            default = "" if info.is_required() else repr(info.get_default(call_default_factory=True))
+            out.append(Knob(env, default, info.description or "", cls.__name__))
+    return out
+
+
+def markdown_table() -> str:
+    """The README's table of knobs."""
+    rows = ["| variable | default | purpose |", "|---|---|---|"]
+    for k in knobs():
+        default = k.default.replace("|", "\\|")
+        rows.append(f"| `{k.env}` | `{default}` | {k.description} |")
+    return "\n".join(rows)
