@@ -19,14 +19,18 @@ class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
 
     var_dir: Path = Field(Path("var"), description="Root of all local state (git-ignored); delete to reset.")
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Online store; used as is when it answers.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Online store; used as is when it answers."
+    )
     redis_external: bool = Field(False, description="Never start redis-server, even when the URL is silent.")
     kafka_version: str = Field("4.1.1", description="Apache Kafka release fetched from Maven Central.")
     kafka_controller_port: int = Field(9095, description="Port of the local KRaft controller listener.")
     kafka_heap: str = Field("512m", description="JVM -Xmx of the local broker.")
     prometheus_port: int = Field(9090, description="Port of the local Prometheus (started on request).")
     alertmanager_port: int = Field(9093, description="Port of the local Alertmanager (started on request).")
-    start_timeout_s: float = Field(90.0, description="How long `stack up` waits for a component to be healthy.")
+    start_timeout_s: float = Field(
+        90.0, description="How long `stack up` waits for a component to be healthy."
+    )
     auto_install: bool = Field(
         True, description="As root on Debian, install missing packages (java, maven, redis) with apt-get."
     )
