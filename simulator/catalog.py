@@ -1,0 +1,136 @@
+"""The movie catalogue: TMDB-like public records, a license cost per play, and hidden quality and taste vectors.
+
+Cost model: log cost grows with (standardised) log popularity and recency, plus independent
+noise, and does not look at quality at all; so old, little-known, well-made movies are cheap
+and a cost-aware ranker has good cheap movies to find.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from simulator.titles import make_overview, unique_titles
+from simulator.vocab import GENRES, LANGUAGE_SHARES, LANGUAGES
+
+F32 = NDArray[np.float32]
+I64 = NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class Catalog:
+    """All movies, row i = movie index i. Public fields go to the metadata API; the rest is ground truth."""
+
+    slug: list[str]
+    title: list[str]
+    overview: list[str]
+    genres: NDArray[np.bool_]
+    """(movies, genres) multi-hot, genre order of `vocab.GENRES`."""
+    release_date: list[str]
+    year: NDArray[np.int16]
+    runtime: NDArray[np.int16]
+    language: list[str]
+    popularity: NDArray[np.float64]
+    vote_average: F32
+    vote_count: NDArray[np.int32]
+    cost: F32
+    """License cost in USD per play."""
+    tmdb_id: I64
+    imdb_id: list[str]
+    quality: F32
+    """Hidden: how good the movie is, ~N(0, 1)."""
+    latent: F32
+    """Hidden: (movies, latent_dim) taste vector, ~N(0, 1/latent_dim) per entry."""
+
+    def __len__(self) -> int:
+        return len(self.slug)
+
+    @property
+    def pop_z(self) -> F32:
+        """Standardised log popularity (how visible a movie is)."""
+        lp = np.log(self.popularity)
+        return np.asarray((lp - lp.mean()) / (lp.std() + 1e-9), dtype=np.float32)
+
+    @property
+    def genres_norm(self) -> F32:
+        """Genre rows scaled to unit length, so many-genre movies do not get a free boost."""
+        g = self.genres.astype(np.float32)
+        return np.asarray(g / np.sqrt(np.maximum(g.sum(axis=1, keepdims=True), 1.0)), dtype=np.float32)
+
+
+def _pick_genres(rng: np.random.Generator, n: int) -> tuple[NDArray[np.bool_], I64]:
+    """Multi-hot genres (1 to 3 per movie, weighted by prevalence) and each movie's main genre."""
+    prev = np.array([g.prevalence for g in GENRES])
+    counts = rng.choice([1, 2, 3], size=n, p=[0.35, 0.45, 0.20])
+    # Gumbel top-k: a weighted draw without replacement for every movie at once.
+    keys = np.log(prev)[None, :] + rng.gumbel(size=(n, len(GENRES)))
+    order = np.argsort(-keys, axis=1)
+    multi = np.zeros((n, len(GENRES)), dtype=bool)
+    for k in range(3):
+        rows = np.nonzero(counts > k)[0]
+        multi[rows, order[rows, k]] = True
+    return multi, order[:, 0].astype(np.int64)
+
+
+def generate_catalog(rng: np.random.Generator, n: int, latent_dim: int, now_year: int) -> Catalog:
+    """A deterministic catalogue of `n` movies for the generator state `rng`."""
+    genres, main_genre = _pick_genres(rng, n)
+    age = np.minimum(rng.exponential(15.0, n), now_year - 1920).astype(np.int16)
+    year = (now_year - age).astype(np.int16)
+    month = rng.integers(1, 13, n)
+    day = rng.integers(1, 29, n)
+    runtime_mean = np.array([g.runtime for g in GENRES])[main_genre]
+    runtime = np.clip(rng.normal(runtime_mean, 14.0), 62, 228).astype(np.int16)
+    shares = np.array(LANGUAGE_SHARES)
+    lang_idx = rng.choice(len(LANGUAGES), size=n, p=shares / shares.sum())
+
+    quality = rng.normal(0.0, 1.0, n).astype(np.float32)
+    hype = rng.normal(0.0, 1.0, n)
+    recency = np.exp(-age / 8.0)
+    log_pop = 1.2 + 0.45 * quality + 1.0 * hype + 1.6 * recency + rng.normal(0.0, 0.3, n)
+    popularity = np.asarray(np.round(np.exp(log_pop), 3) + 0.001, dtype=np.float64)
+    vote_average = np.clip(np.round(6.3 + 0.85 * quality + rng.normal(0.0, 0.35, n), 1), 1.0, 9.6)
+    vote_count = (np.exp(log_pop) * rng.uniform(20, 120, n) * (1 + age / 15.0)).astype(np.int32)
+
+    def z(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray((x - x.mean()) / (x.std() + 1e-9), dtype=np.float64)
+
+    log_cost = np.log(0.30) + 0.55 * z(log_pop) + 0.35 * z(recency) + 0.45 * rng.normal(0.0, 1.0, n)
+    cost = np.clip(np.round(np.exp(log_cost), 2), 0.01, 8.0).astype(np.float32)
+
+    latent = (rng.normal(0.0, 1.0, (n, latent_dim)) / np.sqrt(latent_dim)).astype(np.float32)
+    tmdb_id = (rng.choice(1_500_000, size=n, replace=False) + 2).astype(np.int64)
+    imdb_num = rng.choice(9_000_000, size=n, replace=False) + 100_000
+
+    # Titles and overviews are short per-movie Python work (20K movies: well under a second).
+    rnd = random.Random(int(rng.integers(2**63)))
+    genre_lists = [
+        [int(main_genre[i])] + [int(j) for j in np.nonzero(genres[i])[0] if j != main_genre[i]]
+        for i in range(n)
+    ]
+    titles, slugs = unique_titles(rnd, [gl[0] for gl in genre_lists], year.tolist())
+    overviews = [make_overview(rnd, gl) for gl in genre_lists]
+    return Catalog(
+        slug=slugs,
+        title=titles,
+        overview=overviews,
+        genres=genres,
+        release_date=[
+            f"{y:04d}-{m:02d}-{d:02d}"
+            for y, m, d in zip(year.tolist(), month.tolist(), day.tolist(), strict=True)
+        ],
+        year=year,
+        runtime=runtime,
+        language=[LANGUAGES[i] for i in lang_idx.tolist()],
+        popularity=popularity,
+        vote_average=vote_average.astype(np.float32),
+        vote_count=vote_count,
+        cost=cost,
+        tmdb_id=tmdb_id,
+        imdb_id=[f"tt{i:07d}" for i in imdb_num.tolist()],
+        quality=quality,
+        latent=latent,
+    )
