@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ingestion.cli import ingest as ingest_command
 from recsys.cli_events import app as events_app
 from recsys.cli_stack import app as stack_app
 
@@ -17,6 +18,7 @@ app.add_typer(
     stack_app, name="stack", help="Start, stop and inspect the local stack (Kafka, Redis, Prometheus)."
 )
 app.add_typer(events_app, name="events", help="Inspect and validate MLiP log lines and Kafka topics.")
+app.command(name="ingest")(ingest_command)
 
 
 @app.command()

@@ -1,0 +1,28 @@
+"""Prometheus metrics of the ingestion workers (names are the contract with deploy/prometheus/rules)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter("recsys_ingest_events_total", "Lines landed in the offline store, by kind.", ["kind"])
+DLQ = Counter("recsys_ingest_dlq_total", "Lines sent to the dead-letter topic, by reason.", ["reason"])
+BATCH_SECONDS = Histogram(
+    "recsys_ingest_batch_write_seconds",
+    "Wall time to land one partition's batch (Parquet, DLQ, features, progress).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PUSH_SECONDS = Histogram(
+    "recsys_ingest_online_push_seconds",
+    "Wall time of one push of user features to the online store.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+PUSH_FAILURES = Counter(
+    "recsys_ingest_online_push_failures_total", "Online pushes that failed (retried later)."
+)
+PENDING_PUSH = Gauge("recsys_ingest_online_pending_users", "Users whose online features wait for a push.")
+FRESHNESS = Histogram(
+    "recsys_ingest_freshness_seconds",
+    "From a line's Kafka timestamp to its user's features being online.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60),
+)
+LAG = Gauge("recsys_ingest_consumer_lag", "Messages behind the partition's high watermark.", ["partition"])

@@ -1,0 +1,141 @@
+"""Per-user aggregates kept by an ingestion worker for its partitions, updated event by event.
+
+Users are keyed to partitions (Kafka key = user id), so one worker sees all of a user's
+events in order and can keep exact incremental aggregates. Updates are deterministic in the
+input, which is what lets a restarted worker restore a snapshot and replay to the same state.
+Windows are bucketed: 1 day in hours, 7 days in days (documented approximation: a window
+ends at the user's latest event and starts on a bucket boundary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from events.metadata import GENRES
+
+NS_PER_S = 1_000_000_000
+HOUR_NS = 3600 * NS_PER_S
+DAY_NS = 24 * HOUR_NS
+N_GENRES = len(GENRES)
+
+GenreLookup = Callable[[str], tuple[int, ...] | None]
+"""Genre indices of a movie (None when unknown yet)."""
+
+
+@dataclass(slots=True)
+class UserAgg:
+    """Everything the user features are derived from."""
+
+    minutes_total: int = 0
+    sessions_total: int = 0
+    hour_minutes: dict[int, int] = field(default_factory=dict)
+    day_minutes: dict[int, int] = field(default_factory=dict)
+    day_sessions: dict[int, int] = field(default_factory=dict)
+    last_ts_ns: int = 0
+    last_watch_ts_ns: int = 0
+    last_movie: str = ""
+    last_minute: int = -1
+    recent: list[str] = field(default_factory=list)
+    genre_minutes: list[float] = field(default_factory=lambda: [0.0] * N_GENRES)
+    rating_count: int = 0
+    rating_sum: int = 0
+    account_ts_ns: int = 0
+
+    def touch(self, ts_ns: int) -> None:
+        """Advance the user's latest event time (events may arrive out of order)."""
+        self.last_ts_ns = max(self.last_ts_ns, ts_ns)
+
+
+class UserState:
+    """All users of the partitions one worker owns."""
+
+    def __init__(self, genres: GenreLookup, recent_max: int = 50, session_gap_s: int = 1800) -> None:
+        self.users: dict[int, UserAgg] = {}
+        self.touched: set[int] = set()
+        self.new_plays: list[tuple[int, int, str]] = []
+        """(ts_ns, user_id, movie_id) of sessions started since the last drain."""
+        self._genres = genres
+        self._recent_max = recent_max
+        self._gap_ns = session_gap_s * NS_PER_S
+
+    def _get(self, user_id: int) -> UserAgg:
+        agg = self.users.get(user_id)
+        if agg is None:
+            agg = self.users[user_id] = UserAgg()
+        self.touched.add(user_id)
+        return agg
+
+    def watch(self, ts_ns: int, user_id: int, movie_id: str, minute: int) -> None:
+        """One minute watched; a new movie or a gap longer than the session gap starts a session."""
+        agg = self._get(user_id)
+        if movie_id == agg.last_movie and minute == agg.last_minute:
+            return  # a duplicated line: count the minute once
+        new_session = movie_id != agg.last_movie or abs(ts_ns - agg.last_watch_ts_ns) > self._gap_ns
+        hour, day = ts_ns // HOUR_NS, ts_ns // DAY_NS
+        agg.minutes_total += 1
+        agg.hour_minutes[hour] = agg.hour_minutes.get(hour, 0) + 1
+        agg.day_minutes[day] = agg.day_minutes.get(day, 0) + 1
+        if new_session:
+            agg.sessions_total += 1
+            agg.day_sessions[day] = agg.day_sessions.get(day, 0) + 1
+            self.new_plays.append((ts_ns, user_id, movie_id))
+            recent = agg.recent
+            if movie_id in recent:
+                recent.remove(movie_id)
+            recent.insert(0, movie_id)
+            del recent[self._recent_max :]
+        genres = self._genres(movie_id)
+        if genres:
+            share = 1.0 / len(genres)
+            for g in genres:
+                agg.genre_minutes[g] += share
+        agg.last_movie, agg.last_minute = movie_id, minute
+        agg.last_watch_ts_ns = max(agg.last_watch_ts_ns, ts_ns)
+        agg.touch(ts_ns)
+
+    def rate(self, ts_ns: int, user_id: int, rating: int) -> None:
+        """A rating."""
+        agg = self._get(user_id)
+        agg.rating_count += 1
+        agg.rating_sum += rating
+        agg.touch(ts_ns)
+
+    def account(self, ts_ns: int, user_id: int) -> None:
+        """An account creation (the earliest one wins if repeated)."""
+        agg = self._get(user_id)
+        if agg.account_ts_ns == 0 or ts_ns < agg.account_ts_ns:
+            agg.account_ts_ns = ts_ns
+        agg.touch(ts_ns)
+
+    def drain(self) -> tuple[set[int], list[tuple[int, int, str]]]:
+        """Users touched and plays started since the last drain; resets both."""
+        touched, plays = self.touched, self.new_plays
+        self.touched, self.new_plays = set(), []
+        return touched, plays
+
+
+def window_features(agg: UserAgg) -> tuple[float, float, int]:
+    """(minutes in the last 24 h, minutes in the last 7 d, sessions in the last 7 d) as of the last event.
+
+    Also prunes buckets that can no longer fall inside a window.
+    """
+    hour_now, day_now = agg.last_ts_ns // HOUR_NS, agg.last_ts_ns // DAY_NS
+    for buckets, keep_from in (
+        (agg.hour_minutes, hour_now - 23),
+        (agg.day_minutes, day_now - 6),
+        (agg.day_sessions, day_now - 6),
+    ):
+        for key in [k for k in buckets if k < keep_from]:
+            del buckets[key]
+    m1 = float(sum(agg.hour_minutes.values()))
+    m7 = float(sum(agg.day_minutes.values()))
+    return m1, m7, sum(agg.day_sessions.values())
+
+
+def genre_affinity(agg: UserAgg) -> list[float]:
+    """Share of watched minutes per genre (GENRES order); zeros when nothing is known."""
+    total = sum(agg.genre_minutes)
+    if total <= 0:
+        return [0.0] * N_GENRES
+    return [m / total for m in agg.genre_minutes]

@@ -1,0 +1,313 @@
+"""The ingestion worker: Kafka batch -> parse -> Parquet + DLQ + user features -> progress -> online push.
+
+Order of a partition's batch, and why:
+1. parse and update the partition's user state;
+2. write raw Parquet files, the DLQ rows and the user feature rows under names carrying the
+   offset range, and produce bad lines to `movielog.dlq` (flushed);
+3. move the progress marker past the batch — the commit point — then commit the Kafka offset
+   (informational: lag and tooling; recovery trusts the marker);
+4. push the touched users' features online; a failed push is retried later and never blocks
+   landing (Redis down degrades freshness, not completeness).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+
+from events.batch import ParsedBatch, parse_batch
+from events.kafka import make_consumer, make_producer
+from events.metadata import GENRE_INDEX, MovieMeta
+from events.settings import KafkaSettings, get_kafka_settings
+from events.topics import DLQ
+from ingestion import metrics, snapshots
+from ingestion.layout import BatchId, OfflineLayout
+from ingestion.online import OnlineWriter
+from ingestion.progress import Progress, atomic_write
+from ingestion.settings import IngestSettings, get_ingest_settings
+from ingestion.sink import SourceBatch, tables, write_tables
+from ingestion.state import UserState
+from ingestion.user_features import user_rows
+
+log = logging.getLogger(__name__)
+
+MovieLookup = Callable[[Sequence[str]], dict[str, MovieMeta]]
+"""Metadata API batch lookup of movies (missing ids are simply absent)."""
+
+PLAY_SCHEMA = pa.schema(
+    [("ts", pa.timestamp("ns", tz="UTC")), ("user_id", pa.int64()), ("movie_id", pa.string())]
+)
+
+
+@dataclass
+class RunStats:
+    """What one `run` did."""
+
+    messages: int = 0
+    landed: int = 0
+    dlq: int = 0
+    replayed: int = 0
+    batches: int = 0
+    pushes_failed: int = 0
+    by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _offset(m: Message) -> int:
+    # Messages returned without error always carry an offset.
+    return int(m.offset() or 0)
+
+
+class IngestWorker:
+    """One consumer in the ingestion group; run several for more partitions in parallel."""
+
+    def __init__(
+        self,
+        settings: IngestSettings | None = None,
+        kafka: KafkaSettings | None = None,
+        online: OnlineWriter | None = None,
+        movies: MovieLookup | None = None,
+    ) -> None:
+        self.s = settings or get_ingest_settings()
+        self.kafka = kafka or get_kafka_settings()
+        self.layout = OfflineLayout(self.s.offline_dir)
+        self.progress = Progress(self.layout)
+        self.online = online
+        self.movies = movies
+        self.genres: dict[str, tuple[int, ...]] = {}
+        self.movie_meta: dict[str, MovieMeta] = {}
+        self.states: dict[int, UserState] = {}
+        self.landed_until: dict[int, int] = {}
+        """Per partition: offsets below this are already landed (replay updates state only)."""
+        self.pending_push: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+        self.last_snapshot: dict[int, float] = {}
+        self.stats = RunStats()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self.snapshot_every_s = 30.0
+
+    # --- partition lifecycle -------------------------------------------------------------
+
+    def _new_state(self) -> UserState:
+        return UserState(self._genre_of, self.s.recent_movies, self.s.session_gap_s)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            resume, removed = self.progress.recover(self.s.topic, tp.partition)
+            if removed:
+                log.warning("partition %d: removed %d files of an interrupted batch", tp.partition, removed)
+            state = self._new_state()
+            snap = snapshots.latest(self.layout.root, self.s.topic, tp.partition, resume)
+            if snap is not None:
+                snapshots.load(snap[1], state)
+            self.states[tp.partition] = state
+            self.landed_until[tp.partition] = resume or 0
+            self.last_snapshot[tp.partition] = time.monotonic()
+            # Replay from the snapshot (or the beginning) to rebuild state; land from `resume` on.
+            tp.offset = snap[0] if snap is not None else OFFSET_BEGINNING
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._snapshot(tp.partition)
+            self.states.pop(tp.partition, None)
+            self.landed_until.pop(tp.partition, None)
+
+    def _snapshot(self, partition: int) -> None:
+        state = self.states.get(partition)
+        until = self.landed_until.get(partition)
+        if state is None or until is None:
+            return
+        snapshots.save(self.layout.root, self.s.topic, partition, until, state)
+        self.last_snapshot[partition] = time.monotonic()
+
+    # --- enrichment ----------------------------------------------------------------------
+
+    def _genre_of(self, movie_id: str) -> tuple[int, ...] | None:
+        return self.genres.get(movie_id)
+
+    def _enrich(self, parsed: ParsedBatch) -> None:
+        if self.movies is None:
+            return
+        unknown = {m for m in parsed.watch.movie_id if m not in self.genres}
+        if not unknown:
+            return
+        try:
+            found = self.movies(sorted(unknown))
+        except Exception:  # the lookup must never stall the stream
+            log.exception("movie lookup failed")
+            return
+        for movie_id, meta in found.items():
+            self.movie_meta[movie_id] = meta
+            self.genres[movie_id] = tuple(GENRE_INDEX[g.lower()] for g in meta.genres)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> RunStats:
+        """Consume until stopped (`stop()`), idle for `idle_exit_s`, or `max_seconds` elapsed."""
+        self._consumer = make_consumer(self.s.group_id, self.kafka, {"auto.offset.reset": "earliest"})
+        self._producer = make_producer(self.kafka)
+        self._consumer.subscribe([self.s.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._stopping = False
+        started = last_msg = time.monotonic()
+        try:
+            while not self._stopping:
+                msgs = self._consumer.consume(self.s.batch_max_messages, self.s.batch_max_seconds)
+                now = time.monotonic()
+                good = [m for m in msgs if m.error() is None]
+                for m in msgs:
+                    if m.error() is not None:
+                        log.warning("consumer error: %s", m.error())
+                if good:
+                    last_msg = now
+                    by_part: dict[int, list[Message]] = defaultdict(list)
+                    for m in good:
+                        by_part[int(m.partition() or 0)].append(m)
+                    for part, items in by_part.items():
+                        self._handle(part, items)
+                self._retry_pushes()
+                self._maybe_snapshot()
+                if idle_exit_s is not None and now - last_msg > idle_exit_s and not self.pending_push_count():
+                    break
+                if max_seconds is not None and now - started > max_seconds:
+                    break
+        finally:
+            for part in list(self.states):
+                self._snapshot(part)
+            self._consumer.close()
+            self._producer.flush(30)
+        return self.stats
+
+    def stop(self) -> None:
+        """Ask the loop to finish after the current batch."""
+        self._stopping = True
+
+    def pending_push_count(self) -> int:
+        """Users whose online features have not been pushed yet."""
+        return sum(len(v) for v in self.pending_push.values())
+
+    def _maybe_snapshot(self) -> None:
+        now = time.monotonic()
+        for part in list(self.states):
+            if now - self.last_snapshot.get(part, 0.0) > self.snapshot_every_s:
+                self._snapshot(part)
+
+    def _handle(self, partition: int, msgs: list[Message]) -> None:
+        until = self.landed_until.get(partition, 0)
+        replay = [m for m in msgs if _offset(m) < until]
+        fresh = [m for m in msgs if _offset(m) >= until]
+        if replay:
+            parsed = parse_batch([m.value() or b"" for m in replay])
+            self._enrich(parsed)
+            self._apply(self.states[partition], parsed)
+            self.states[partition].drain()
+            self.stats.replayed += len(replay)
+        if fresh:
+            self._land(partition, fresh)
+
+    def _apply(self, state: UserState, parsed: ParsedBatch) -> None:
+        w = parsed.watch
+        for ts, user, movie, minute in zip(w.ts_ns, w.user_id, w.movie_id, w.minute, strict=True):
+            state.watch(ts, user, movie, minute)
+        r = parsed.rate
+        for ts, user, rating in zip(r.ts_ns, r.user_id, r.rating, strict=True):
+            state.rate(ts, user, rating)
+        for _, acc in parsed.accounts:
+            state.account(acc.ts_ns, acc.user_id)
+
+    def _land(self, partition: int, msgs: list[Message]) -> None:
+        t0 = time.perf_counter()
+        assert self._producer is not None and self._consumer is not None
+        values = [m.value() or b"" for m in msgs]
+        offsets = [_offset(m) for m in msgs]
+        kafka_ts = [m.timestamp()[1] for m in msgs]
+        batch = BatchId(self.s.topic, partition, offsets[0], offsets[-1])
+        parsed = parse_batch(values)
+        self._enrich(parsed)
+        state = self.states[partition]
+        self._apply(state, parsed)
+        touched, plays = state.drain()
+
+        kinds = tables(parsed, SourceBatch(batch, offsets, kafka_ts, values))
+        if plays:
+            kinds["play"] = pa.Table.from_arrays(
+                [pa.array([p[0] for p in plays], pa.int64()).cast(PLAY_SCHEMA.field("ts").type),
+                 pa.array([p[1] for p in plays], pa.int64()), pa.array([p[2] for p in plays])],
+                schema=PLAY_SCHEMA,
+            )  # fmt: skip
+        write_tables(self.layout, batch, kinds)
+        for i, err in parsed.errors:
+            self._producer.produce(
+                DLQ, values[i], key=msgs[i].key(),
+                headers=[("reason", err.reason.value.encode()), ("detail", err.detail.encode()),
+                         ("source_topic", self.s.topic.encode()), ("source_partition", str(partition).encode()),
+                         ("source_offset", str(offsets[i]).encode())],
+            )  # fmt: skip
+            metrics.DLQ.labels(err.reason.value).inc()
+        if parsed.errors and self._producer.flush(30) > 0:
+            raise RuntimeError("DLQ messages not acknowledged within 30 s; batch not committed")
+
+        created_ns = time.time_ns()
+        features = user_rows(state, touched, created_ns)
+        for view, rows in features.items():
+            path = self.layout.feature_dir(view) / batch.file_name()
+            sink = pa.BufferOutputStream()
+            pq.write_table(rows, sink, compression="zstd")
+            atomic_write(path, sink.getvalue().to_pybytes())
+
+        next_offset = offsets[-1] + 1
+        self.progress.advance(self.s.topic, partition, next_offset)
+        self.landed_until[partition] = next_offset
+        self._consumer.commit(
+            offsets=[TopicPartition(self.s.topic, partition, next_offset)], asynchronous=True
+        )
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
+
+        n_ok = len(msgs) - len(parsed.errors)
+        self.stats.messages += len(msgs)
+        self.stats.landed += n_ok
+        self.stats.dlq += len(parsed.errors)
+        self.stats.batches += 1
+        for kind, table in kinds.items():
+            if kind not in ("dlq", "play"):
+                self.stats.by_kind[kind] += table.num_rows
+                metrics.EVENTS.labels(kind).inc(table.num_rows)
+        if self.online is not None and self.s.push_online:
+            oldest_ms = min(kafka_ts) if kafka_ts else 0
+            for view, rows in features.items():
+                for row in rows.to_pylist():
+                    self.pending_push[view][int(row["user_id"])] = {**row, "_kafka_ms": oldest_ms}
+            self._retry_pushes()
+
+    def _retry_pushes(self) -> None:
+        if self.online is None or not self.pending_push_count():
+            return
+        for view in list(self.pending_push):
+            rows = self.pending_push[view]
+            if not rows:
+                continue
+            kafka_ms = [r.pop("_kafka_ms") for r in rows.values()]
+            table = pa.Table.from_pylist(list(rows.values()))
+            t0 = time.perf_counter()
+            try:
+                self.online.write(view, table)
+            except Exception as exc:  # Redis down: keep rows, land offline, retry next loop
+                for r, k in zip(rows.values(), kafka_ms, strict=True):
+                    r["_kafka_ms"] = k
+                metrics.PUSH_FAILURES.inc()
+                self.stats.pushes_failed += 1
+                log.warning("online push of %s failed (%s); will retry", view, exc)
+                break
+            metrics.PUSH_SECONDS.observe(time.perf_counter() - t0)
+            now_ms = time.time() * 1000
+            for k in kafka_ms:
+                metrics.FRESHNESS.observe(max(0.0, (now_ms - k) / 1000))
+            self.pending_push[view] = {}
+        metrics.PENDING_PUSH.set(self.pending_push_count())
