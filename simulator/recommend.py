@@ -54,6 +54,18 @@ def _one_line(text: str, limit: int = 200) -> str:
     return _CONTROL.sub(" ", text).strip()[:limit]
 
 
+def _refused(exc: BaseException) -> bool:
+    """True when a connect error was, deep down, a refused connection (httpx wraps the OSError)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def parse_answer(body: str) -> tuple[str, ...]:
     """Movie ids of a 200 answer: comma-separated, stripped, invalid tokens dropped, at most 20."""
     items = (token.strip() for token in body.split(","))
@@ -103,12 +115,10 @@ class RecommendClient:
                     f"{self.timeout_ms} ms"
                 )
             except httpx.ConnectError as exc:
-                refused = isinstance(exc.__cause__, ConnectionRefusedError) or "refused" in str(exc).lower()
-                error = (
-                    f"Connection refused: {self._target()}"
-                    if refused
-                    else f"java.net.ConnectException: {_one_line(str(exc)) or 'connect failed'}: {self._target()}"
-                )
+                if _refused(exc):
+                    error = f"Connection refused: {self._target()}"
+                else:
+                    error = f"java.net.ConnectException: {_one_line(str(exc)) or 'connect failed'}: {self._target()}"
             except httpx.HTTPError as exc:
                 error = f"java.io.IOException: {type(exc).__name__}: {_one_line(str(exc))}"
             ms = round((time.perf_counter() - t0) * 1000)
