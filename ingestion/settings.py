@@ -25,6 +25,10 @@ class IngestSettings(BaseSettings):
         50, ge=1, description="How many recently watched movie ids a user feature keeps."
     )
     movie_refresh_s: float = Field(30.0, gt=0, description="Wall seconds between movie feature refreshes.")
+    movie_job: bool = Field(
+        True,
+        description="Run the sessions + movie features job in this worker (one worker of a group is enough).",
+    )
     push_online: bool = Field(True, description="Push user features to the online store after each batch.")
     enrich: bool = Field(True, description="Look up movies and users in the metadata API.")
     meta_url: str = Field(

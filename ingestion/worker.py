@@ -29,6 +29,8 @@ from events.metadata import GENRE_INDEX, MovieMeta
 from events.settings import KafkaSettings, get_kafka_settings
 from events.topics import DLQ
 from ingestion import metrics, snapshots
+from ingestion.movie_features import movie_rows, write_rows
+from ingestion.sessions import sessionize, stale_dates
 from ingestion.layout import BatchId, OfflineLayout
 from ingestion.online import OnlineWriter
 from ingestion.progress import Progress, atomic_write
@@ -92,6 +94,8 @@ class IngestWorker:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self.snapshot_every_s = 30.0
+        self._last_movie_job = 0.0
+        self._stopping = False
 
     # --- partition lifecycle -------------------------------------------------------------
 
@@ -156,7 +160,7 @@ class IngestWorker:
         self._producer = make_producer(self.kafka)
         self._consumer.subscribe([self.s.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._stopping = False
-        started = last_msg = time.monotonic()
+        started = last_msg = self._last_movie_job = time.monotonic()
         try:
             while not self._stopping:
                 msgs = self._consumer.consume(self.s.batch_max_messages, self.s.batch_max_seconds)
@@ -174,16 +178,39 @@ class IngestWorker:
                         self._handle(part, items)
                 self._retry_pushes()
                 self._maybe_snapshot()
+                if self.s.movie_job and now - self._last_movie_job > self.s.movie_refresh_s:
+                    self.refresh_movies()
                 if idle_exit_s is not None and now - last_msg > idle_exit_s and not self.pending_push_count():
                     break
                 if max_seconds is not None and now - started > max_seconds:
                     break
+            if self.s.movie_job:
+                self.refresh_movies()
         finally:
             for part in list(self.states):
                 self._snapshot(part)
             self._consumer.close()
             self._producer.flush(30)
         return self.stats
+
+    def refresh_movies(self) -> dict[str, int]:
+        """Fold new watch minutes into sessions, recompute movie features, land them and push them online."""
+        self._last_movie_job = time.monotonic()
+        written = sessionize(self.layout, stale_dates(self.layout), self.s.session_gap_s)
+        stamp = time.time_ns()
+        rows = movie_rows(self.layout, self.movie_meta, stamp)
+        write_rows(self.layout, rows, stamp)
+        if self.online is not None and self.s.push_online:
+            for view, table in rows.items():
+                try:
+                    self.online.write(view, table)
+                except Exception as exc:  # the next refresh rewrites every movie anyway
+                    metrics.PUSH_FAILURES.inc()
+                    log.warning("online push of %s failed (%s)", view, exc)
+        return {
+            **{f"sessions {d}": n for d, n in written.items()},
+            **{v: t.num_rows for v, t in rows.items()},
+        }
 
     def stop(self) -> None:
         """Ask the loop to finish after the current batch."""
