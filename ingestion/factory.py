@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ingestion.online import OnlineWriter
 from ingestion.settings import IngestSettings
-from ingestion.worker import IngestWorker, MovieLookup
+from ingestion.worker import IngestWorker, MovieLookup, UserLookup
 
 
 def build_worker(settings: IngestSettings, online: bool = True, enrich: bool = True) -> IngestWorker:
@@ -13,14 +13,17 @@ def build_worker(settings: IngestSettings, online: bool = True, enrich: bool = T
     if online and settings.push_online:
         writer = _feast_writer(settings)
     movies: MovieLookup | None = None
+    users: UserLookup | None = None
     if enrich and settings.enrich:
-        movies = _movie_lookup(settings)
-    return IngestWorker(settings, online=writer, movies=movies)
+        from ingestion.enrichment import EnrichmentConfig, MetadataClient
+
+        client = MetadataClient(EnrichmentConfig(base_url=settings.meta_url))
+        movies, users = client.get_movies, client.get_users
+    return IngestWorker(settings, online=writer, movies=movies, users=users)
 
 
 def _feast_writer(settings: IngestSettings) -> OnlineWriter:
-    raise NotImplementedError("wired when feature_repo lands")
+    from ingestion.feast_bridge import open_feature_store
+    from ingestion.online import FeastOnlineWriter
 
-
-def _movie_lookup(settings: IngestSettings) -> MovieLookup:
-    raise NotImplementedError("wired when the enrichment client lands")
+    return FeastOnlineWriter(open_feature_store(settings.var_dir, settings.redis_url))

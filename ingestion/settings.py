@@ -31,6 +31,11 @@ class IngestSettings(BaseSettings):
     )
     push_online: bool = Field(True, description="Push user features to the online store after each batch.")
     enrich: bool = Field(True, description="Look up movies and users in the metadata API.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias="RECSYS_REDIS_URL",
+        description="Online store (Redis) URL.",
+    )
     meta_url: str = Field(
         "http://127.0.0.1:8080", validation_alias="RECSYS_SIM_API_URL", description="Metadata API base URL."
     )

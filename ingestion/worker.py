@@ -25,15 +25,15 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, Topic
 
 from events.batch import ParsedBatch, parse_batch
 from events.kafka import make_consumer, make_producer
-from events.metadata import GENRE_INDEX, MovieMeta
+from events.metadata import GENRE_INDEX, MovieMeta, UserMeta
 from events.settings import KafkaSettings, get_kafka_settings
 from events.topics import DLQ
 from ingestion import metrics, snapshots
-from ingestion.movie_features import movie_rows, write_rows
-from ingestion.sessions import sessionize, stale_dates
 from ingestion.layout import BatchId, OfflineLayout
+from ingestion.movie_features import movie_rows, write_rows
 from ingestion.online import OnlineWriter
 from ingestion.progress import Progress, atomic_write
+from ingestion.sessions import sessionize, stale_dates
 from ingestion.settings import IngestSettings, get_ingest_settings
 from ingestion.sink import SourceBatch, tables, write_tables
 from ingestion.state import UserState
@@ -43,7 +43,11 @@ log = logging.getLogger(__name__)
 
 MovieLookup = Callable[[Sequence[str]], dict[str, MovieMeta]]
 """Metadata API batch lookup of movies (missing ids are simply absent)."""
+UserLookup = Callable[[Sequence[int]], dict[int, UserMeta]]
+"""Metadata API batch lookup of users (missing ids are simply absent)."""
 
+PROFILE_VIEW = "user_profile"
+US = pa.timestamp("us", tz="UTC")
 PLAY_SCHEMA = pa.schema(
     [("ts", pa.timestamp("ns", tz="UTC")), ("user_id", pa.int64()), ("movie_id", pa.string())]
 )
@@ -76,6 +80,7 @@ class IngestWorker:
         kafka: KafkaSettings | None = None,
         online: OnlineWriter | None = None,
         movies: MovieLookup | None = None,
+        users: UserLookup | None = None,
     ) -> None:
         self.s = settings or get_ingest_settings()
         self.kafka = kafka or get_kafka_settings()
@@ -83,6 +88,9 @@ class IngestWorker:
         self.progress = Progress(self.layout)
         self.online = online
         self.movies = movies
+        self.users = users
+        self.profiled: set[int] = set()
+        """Users whose demographics were looked up by this worker (re-done after a restart: idempotent)."""
         self.genres: dict[str, tuple[int, ...]] = {}
         self.movie_meta: dict[str, MovieMeta] = {}
         self.states: dict[int, UserState] = {}
@@ -283,6 +291,9 @@ class IngestWorker:
 
         created_ns = time.time_ns()
         features = user_rows(state, touched, created_ns)
+        profiles = self._profiles(state, touched, created_ns)
+        if profiles is not None:
+            features[PROFILE_VIEW] = profiles
         for view, rows in features.items():
             path = self.layout.feature_dir(view) / batch.file_name()
             sink = pa.BufferOutputStream()
@@ -312,6 +323,37 @@ class IngestWorker:
                 for row in rows.to_pylist():
                     self.pending_push[view][int(row["user_id"])] = {**row, "_kafka_ms": oldest_ms}
             self._retry_pushes()
+
+    def _profiles(self, state: UserState, touched: set[int], created_ns: int) -> pa.Table | None:
+        """`user_profile` rows for users not profiled yet (demographics from the metadata API)."""
+        if self.users is None:
+            return None
+        new = sorted(u for u in touched if u not in self.profiled)
+        if not new:
+            return None
+        try:
+            found = self.users(new)
+        except Exception:  # never stall the stream on the metadata API
+            log.exception("user lookup failed")
+            return None
+        if not found:
+            return None
+        ids = sorted(found)
+        self.profiled.update(ids)
+        aggs = [state.users[u] for u in ids]
+        return pa.table(
+            {
+                "user_id": pa.array(ids, pa.int64()),
+                "event_timestamp": pa.array([a.last_ts_ns // 1000 for a in aggs], pa.int64()).cast(US),
+                "created": pa.array([created_ns // 1000] * len(ids), pa.int64()).cast(US),
+                "age": pa.array([found[u].age for u in ids], pa.int64()),
+                "gender": pa.array([found[u].gender for u in ids], pa.string()),
+                "occupation": pa.array([found[u].occupation for u in ids], pa.string()),
+                "account_created_ts": pa.array(
+                    [a.account_ts_ns // 1_000_000_000 if a.account_ts_ns else None for a in aggs], pa.int64()
+                ),
+            }
+        )
 
     def _retry_pushes(self) -> None:
         if self.online is None or not self.pending_push_count():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from ingestion.cli import ingest as ingest_command
 from recsys.cli_events import app as events_app
 from recsys.cli_stack import app as stack_app
+from simulator.cli import app as simulate_app
 
 app = typer.Typer(
     help="Movie recommendation platform: local stack, event tools, simulation, ingestion, training, serving.",
@@ -18,7 +21,33 @@ app.add_typer(
     stack_app, name="stack", help="Start, stop and inspect the local stack (Kafka, Redis, Prometheus)."
 )
 app.add_typer(events_app, name="events", help="Inspect and validate MLiP log lines and Kafka topics.")
+app.add_typer(
+    simulate_app,
+    name="simulate",
+    help="The simulated streaming service: world, metadata API, traffic, history.",
+)
 app.command(name="ingest")(ingest_command)
+
+
+@app.command()
+def replay(
+    path: Path = typer.Argument(
+        ..., help="An MLiP log file (plain or .gz), e.g. from `recsys simulate history --out`."
+    ),
+    topic: str = typer.Option("movielog", help="Topic to produce to."),
+) -> None:
+    """Produce a log file's lines into Kafka as they are (keyed by user id), with a progress bar."""
+    from events.kafka import ensure_topics
+    from ingestion.replay import replay_file
+
+    ensure_topics()
+    stats = replay_file(path, topic)
+    typer.echo(
+        f"replayed {stats.lines:,} lines in {stats.seconds:.1f} s ({stats.lines_per_s:,.0f} lines/s), "
+        f"{stats.blank} blank skipped, {stats.failed} failed"
+    )
+    if stats.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -18,8 +18,13 @@ class DemoContext:
 
     users: int
     movies: int
+    days: float = 2.0
+    sessions_per_hour: float = 150.0
+    seed: int = 7
+    lines_produced: int = 0
     facts: dict[str, str] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
+    cleanup: list[Callable[[], object]] = field(default_factory=list)
 
 
 Step = Callable[[DemoContext], None]
@@ -34,47 +39,67 @@ def _stack(ctx: DemoContext) -> None:
     ctx.where["logs"] = "var/log/"
 
 
-def _smoke_events(ctx: DemoContext) -> None:
-    """Produce one line of each kind plus a malformed one and read them back through a consumer group."""
-    import uuid
+def _world(ctx: DemoContext) -> None:
+    from simulator.settings import get_sim_settings
+    from simulator.store import save_world
+    from simulator.world import generate_world
 
-    from events import ParseError, format_line, parse_line
-    from events.kafka import ensure_topics, make_consumer, make_producer
-    from events.types import AccountEvent, RateEvent, RecommendationEvent, WatchEvent
+    s = get_sim_settings()
+    world = generate_world(ctx.users, ctx.movies, seed=ctx.seed)
+    save_world(world, s.sim_dir)
+    ctx.facts["world"] = f"{ctx.users:,} users x {ctx.movies:,} movies (seed {ctx.seed}) in {s.sim_dir}"
 
-    topic = f"demo-smoke-{uuid.uuid4().hex[:6]}"
-    ensure_topics({topic: 1})
-    now = time.time_ns() // 10**9 * 10**9
-    sample = [
-        format_line(AccountEvent(now, 1)),
-        format_line(WatchEvent(now, 1, "the+green+mile+1999", 0)),
-        format_line(RateEvent(now, 1, "the+green+mile+1999", 5)),
-        format_line(RecommendationEvent(now, 1, "recsys:8082", 200, ("the+green+mile+1999",), 12)),
-        "2026-11-25T17:04:05,1,GET /rate/the+green+mile+1999=99",
-    ]
-    producer = make_producer()
-    for line in sample:
-        producer.produce(topic, line.encode(), key=b"1")
-    producer.flush(30)
-    consumer = make_consumer(f"demo-{uuid.uuid4().hex[:6]}")
-    consumer.subscribe([topic])
-    seen: list[str] = []
-    deadline = time.monotonic() + 30
-    while len(seen) < len(sample) and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is None or msg.error():
-            continue
-        parsed = parse_line(msg.value() or b"")
-        seen.append(f"{parsed.reason}" if isinstance(parsed, ParseError) else type(parsed).__name__)
-    consumer.close()
-    if len(seen) != len(sample):
-        raise RuntimeError(f"read back {len(seen)} of {len(sample)} lines from {topic}")
-    ctx.facts["smoke topic"] = f"{topic}: {', '.join(seen)}"
+
+def _metadata_api(ctx: DemoContext) -> None:
+    from recsys.services import metadata_api
+    from recsys.settings import get_settings
+
+    api = metadata_api(get_settings().var)
+    api.up()
+    ctx.cleanup.append(api.down)
+    ctx.facts["metadata API"] = api.health_url.removesuffix("/healthz")
+
+
+def _history(ctx: DemoContext) -> None:
+    from events.kafka import ensure_topics
+    from simulator.history import backfill
+    from simulator.settings import get_sim_settings
+    from simulator.store import load_world
+
+    s = get_sim_settings().model_copy(
+        update={"sessions_per_hour": ctx.sessions_per_hour, "malformed_rate": 0.001, "duplicate_rate": 0.001}
+    )
+    ensure_topics()
+    result, _ = backfill(load_world(s.sim_dir, texts=False), s, ctx.days, to_kafka=True, seed=ctx.seed)
+    st = result.stats
+    ctx.facts["history"] = (
+        f"{ctx.days:g} days: {st.lines:,} lines ({st.sessions:,} sessions, {st.requests:,} requests, "
+        f"{st.malformed:,} malformed) produced to `movielog`"
+    )
+    ctx.lines_produced = st.lines
+
+
+def _ingest(ctx: DemoContext) -> None:
+    from ingestion.factory import build_worker
+    from ingestion.settings import get_ingest_settings
+
+    settings = get_ingest_settings().model_copy(update={"metrics_port": 0})
+    worker = build_worker(settings)
+    stats = worker.run(idle_exit_s=5)
+    ctx.facts["ingestion"] = (
+        f"{stats.messages:,} messages: {stats.landed:,} landed {dict(stats.by_kind)}, "
+        f"{stats.dlq:,} to `movielog.dlq`; {stats.pushes_failed} failed online pushes"
+    )
+    ctx.where["offline store"] = str(settings.offline_dir)
+    ctx.where["dead letters"] = "recsys events tail --topic movielog.dlq"
 
 
 STEPS: list[tuple[str, Step]] = [
     ("start the local stack (Kafka, Redis)", _stack),
-    ("produce and consume one line of each kind through Kafka", _smoke_events),
+    ("generate the simulated world (catalogue, users, tastes)", _world),
+    ("start the simulator's metadata API", _metadata_api),
+    ("backfill history into Kafka (open loop, with injected faults)", _history),
+    ("ingest: Kafka -> Parquet offline store + DLQ + Feast features", _ingest),
 ]
 """The demo's steps in order; each issue adds its own."""
 
@@ -83,11 +108,15 @@ def run_demo(users: int, movies: int) -> None:
     """Run every step with timings, then print the facts gathered and where to look."""
     ctx = DemoContext(users=users, movies=movies)
     started = time.monotonic()
-    for i, (title, step) in enumerate(STEPS, 1):
-        t0 = time.monotonic()
-        console.rule(f"[bold]{i}/{len(STEPS)} {title}")
-        step(ctx)
-        console.print(f"[green]done[/green] in {time.monotonic() - t0:.1f} s")
+    try:
+        for i, (title, step) in enumerate(STEPS, 1):
+            t0 = time.monotonic()
+            console.rule(f"[bold]{i}/{len(STEPS)} {title}")
+            step(ctx)
+            console.print(f"[green]done[/green] in {time.monotonic() - t0:.1f} s")
+    finally:
+        for stop in reversed(ctx.cleanup):
+            stop()
     facts = "\n".join(f"[bold]{k}[/bold]: {v}" for k, v in ctx.facts.items())
     where = "\n".join(f"[bold]{k}[/bold]: {v}" for k, v in ctx.where.items())
     console.print(Panel(facts, title=f"demo finished in {time.monotonic() - started:.0f} s"))
