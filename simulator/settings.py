@@ -77,6 +77,9 @@ class SimSettings(BaseSettings):
         0.6, ge=0, le=1, description="Share of sessions that open the recommendation page first."
     )
     rating_share: float = Field(0.25, ge=0, le=1, description="Base share of watches followed by a rating.")
+    preroll_hours: float = Field(
+        4.0, ge=0, description="Sessions begun this long before the start are already running (no ramp-up)."
+    )
     chunk_seconds: float = Field(
         10.0, gt=0, description="Simulated seconds generated per step of the traffic loop."
     )

@@ -113,6 +113,7 @@ class Traffic:
         self.stats = TrafficStats()
         self._payloads: dict[int, RecommendationEvent] = {}
         self._payload_seq = 0
+        self._preroll(start_ns, settings.preroll_hours)
 
     @property
     def now_ns(self) -> int:
@@ -137,12 +138,25 @@ class Traffic:
             due, end_ns = due[due["emit"] < until_ns], until_ns
         return self._format(rng, due, end_ns)
 
+    def _preroll(self, start_ns: int, hours: float) -> None:
+        """File the remaining minutes of sessions begun in the `hours` before the start, so a run starts
+        in the steady state (sessions in progress) instead of ramping up from an empty world. These
+        sessions are existing users' own choices: no accounts, no recommendation calls, not counted."""
+        steps = int(np.ceil(hours * 3600 * SEC / self.step_ns))
+        counters = self.stats
+        for k in range(steps):
+            t0 = start_ns - (steps - k) * self.step_ns
+            lines = self._sessions(np.random.default_rng([self.seed, 3, k]), t0, live=False)
+            self.timeline.add(lines[lines["emit"] >= start_ns])
+        self.stats = counters
+
     def _starts(
-        self, rng: np.random.Generator, t0: int
+        self, rng: np.random.Generator, t0: int, live: bool
     ) -> tuple[NDArray[np.void], I64, I64, NDArray[np.bool_]]:
         """Account lines, then (user index, start ns, browses?) of the sessions starting in the step."""
         step_h = self.step_ns / SEC / 3600
         n_new = min(int(rng.poisson(self.s.new_users_per_hour * step_h)), self.n_users - self.next_user)
+        n_new = n_new if live else 0
         new_users = np.arange(self.next_user, self.next_user + n_new, dtype=np.int64)
         created = t0 + np.sort((rng.random(n_new) * self.step_ns).astype(np.int64))
         n_old = int(rng.poisson(self.s.sessions_per_hour * step_h))
@@ -156,8 +170,11 @@ class Traffic:
             t0 + (rng.random(len(old)) * self.step_ns).astype(np.int64),
             created[first] + ((30 + rng.random(n_first) * 1170) * SEC).astype(np.int64),  # 0.5-20 min later
         ])  # fmt: skip
-        browse = np.concatenate(
-            [rng.random(len(old)) < self.s.rec_request_share, rng.random(n_first) < NEW_USER_BROWSES]
+        browse = (
+            np.concatenate(
+                [rng.random(len(old)) < self.s.rec_request_share, rng.random(n_first) < NEW_USER_BROWSES]
+            )
+            & live
         )
         order = np.argsort(start, kind="stable")
         zeros = np.zeros(n_new, np.int64)
@@ -168,9 +185,9 @@ class Traffic:
             browse[order],
         )
 
-    def _sessions(self, rng: np.random.Generator, t0: int) -> NDArray[np.void]:
-        """All lines of the accounts and sessions starting in the step at `t0`."""
-        accounts, users, start, browse = self._starts(rng, t0)
+    def _sessions(self, rng: np.random.Generator, t0: int, live: bool = True) -> NDArray[np.void]:
+        """All lines of the accounts and sessions starting in the step at `t0` (`live=False`: pre-roll)."""
+        accounts, users, start, browse = self._starts(rng, t0, live)
         self.stats.sessions += len(users)
         movie = np.full(len(users), -1, dtype=np.int64)
         aff = np.zeros(len(users), dtype=np.float32)

@@ -42,6 +42,7 @@ def world() -> World:
 def _run(
     world: World, hours: float, seed: int = 1, **settings: object
 ) -> tuple[list[str], list[int], Traffic]:
+    settings.setdefault("preroll_hours", 0.0)  # most tests do not need sessions already running
     traffic = Traffic(world, SimSettings(**settings), "open", START_NS, seed=seed)  # type: ignore[arg-type]
     lines: list[str] = []
     bad: list[int] = []
@@ -174,3 +175,23 @@ def test_list_sink_keeps_keys_and_times(world: World) -> None:
     sink.write(batch.lines, batch.users, batch.emit_ns)
     for line, user in zip(sink.lines[:200], sink.users, strict=False):
         assert line.split(",")[1] == str(user)
+
+
+def test_preroll_starts_in_the_steady_state(world: World) -> None:
+    def watch_lines_per_hour(preroll: float) -> list[int]:
+        lines, _, _ = _run(world, 6, sessions_per_hour=1_000, preroll_hours=preroll)
+        hours = [0] * 6
+        for line in lines:
+            if "/data/m/" in line:
+                hours[
+                    (
+                        int(datetime.fromisoformat(line[:19]).replace(tzinfo=UTC).timestamp()) * 10**9
+                        - START_NS
+                    )
+                    // HOUR
+                ] += 1
+        return hours
+
+    cold, warm = watch_lines_per_hour(0.0), watch_lines_per_hour(4.0)
+    assert cold[0] < 0.7 * cold[5]  # an empty world ramps up for hours
+    assert 0.8 * warm[5] < warm[0] < 1.25 * warm[5]  # a pre-rolled one does not
