@@ -36,7 +36,7 @@ def ingest(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_ingest_settings()
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     worker = build_worker(settings, online=online, enrich=enrich)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     stats = worker.run(idle_exit_s=idle_exit, max_seconds=max_seconds)

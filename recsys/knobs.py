@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings
 SETTINGS_CLASSES = (
     "events.settings:KafkaSettings",
     "recsys.settings:StackSettings",
+    "simulator.settings:SimSettings",
+    "ingestion.settings:IngestSettings",
 )
 """Each package's settings class, as `module:Class`."""
 
@@ -42,7 +44,8 @@ def knobs() -> list[Knob]:
             alias = info.validation_alias
             env = alias if isinstance(alias, str) else f"{prefix}{name}".upper()
             default = "" if info.is_required() else repr(info.get_default(call_default_factory=True))
-            out.append(Knob(env, default, info.description or "", cls.__name__))
+            if all(k.env != env for k in out):  # shared variables (RECSYS_VAR_DIR) appear once
+                out.append(Knob(env, default, info.description or "", cls.__name__))
     return out
 
 

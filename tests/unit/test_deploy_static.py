@@ -101,9 +101,6 @@ PENDING_COMMANDS: dict[str, str] = {
 """`recsys` commands compose runs that the CLI does not have yet, and the issue that adds them."""
 
 PENDING_ENV: dict[str, str] = {
-    # Bind address of the ingestion metrics server: it listens on 127.0.0.1 only, which
-    # Prometheus, in another container, cannot reach.
-    "RECSYS_INGEST_METRICS_HOST": "issue 4 (ingestion)",
     # Bearer token of the API's admin routes (Alertmanager's webhook uses it too).
     "RECSYS_ADMIN_TOKEN": "issue 6 (serving)",
     # MLflow backend of the model registry.
