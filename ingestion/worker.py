@@ -104,6 +104,7 @@ class IngestWorker:
         self._producer: Producer | None = None
         self.snapshot_every_s = 30.0
         self._last_movie_job = 0.0
+        self._last_lag = 0.0
         self._push_failed_since_ok = False
         self.freshness_samples: list[float] = []
         """Seconds from a line's Kafka timestamp to its user's features being online (benchmarks read it)."""
@@ -190,6 +191,8 @@ class IngestWorker:
                         self._handle(part, items)
                 self._retry_pushes()
                 self._maybe_snapshot()
+                if now - self._last_lag > 5.0:
+                    self._update_lag()
                 if self.s.movie_job and now - self._last_movie_job > self.s.movie_refresh_s:
                     self.refresh_movies()
                 if idle_exit_s is not None and now - last_msg > idle_exit_s and not self.pending_push_count():
@@ -231,6 +234,20 @@ class IngestWorker:
     def pending_push_count(self) -> int:
         """Users whose online features have not been pushed yet."""
         return sum(len(v) for v in self.pending_push.values())
+
+    def _update_lag(self) -> None:
+        """Consumer lag per partition: high watermark minus the next offset to land."""
+        self._last_lag = time.monotonic()
+        if self._consumer is None:
+            return
+        for part, until in list(self.landed_until.items()):
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.s.topic, part), timeout=1.0, cached=True
+                )
+            except Exception:  # metadata not available yet: skip this round
+                continue
+            metrics.LAG.labels(str(part)).set(max(0, high - until))
 
     def _maybe_snapshot(self) -> None:
         now = time.monotonic()
