@@ -1,0 +1,1 @@
+"""Feast definitions of the recsys feature store (entities, sources, feature views, feature services)."""

@@ -1,0 +1,75 @@
+"""Feature views keyed by `movie`: popularity in the stream, ratings, and catalogue metadata."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from feast import FeatureView, Field
+from feast.types import Array, Float32, Int64, String
+
+from feature_repo.data_sources import (
+    movie_metadata_push_source,
+    movie_popularity_push_source,
+    movie_rating_stats_push_source,
+)
+from feature_repo.entities import MOVIE_ID, movie
+
+movie_popularity = FeatureView(
+    name="movie_popularity",
+    entities=[movie],
+    ttl=timedelta(days=30),
+    schema=[
+        Field(name=MOVIE_ID, dtype=String),
+        Field(name="plays_1h", dtype=Int64, description="Distinct viewers in the last hour."),
+        Field(name="plays_24h", dtype=Int64, description="Distinct viewers in the last 24 hours."),
+        Field(name="plays_7d", dtype=Int64, description="Distinct viewers in the last 7 days."),
+        Field(
+            name="completion_rate",
+            dtype=Float32,
+            description="Share of plays watched to (near) the end of the runtime, 0..1.",
+        ),
+    ],
+    source=movie_popularity_push_source,
+    online=True,
+    description="How much a movie is watched right now; refreshed by the stream aggregator.",
+    owner="data-eng@recsys",
+    tags={"team": "data-eng", "freshness": "stream"},
+)
+
+movie_rating_stats = FeatureView(
+    name="movie_rating_stats",
+    entities=[movie],
+    ttl=timedelta(days=365),
+    schema=[
+        Field(name=MOVIE_ID, dtype=String),
+        Field(name="rating_count", dtype=Int64, description="Ratings the movie has received."),
+        Field(name="rating_mean", dtype=Float32, description="Mean rating, in stars."),
+    ],
+    source=movie_rating_stats_push_source,
+    online=True,
+    description="How the platform's users rate a movie.",
+    owner="data-eng@recsys",
+    tags={"team": "data-eng", "freshness": "stream"},
+)
+
+movie_metadata = FeatureView(
+    name="movie_metadata",
+    entities=[movie],
+    ttl=timedelta(days=3650),
+    schema=[
+        Field(name=MOVIE_ID, dtype=String),
+        Field(name="cost", dtype=Float32, description="License cost in USD paid per play."),
+        Field(
+            name="genres", dtype=Array(String), description="Genre names, a subset of events.metadata.GENRES."
+        ),
+        Field(name="year", dtype=Int64, description="Release year."),
+        Field(name="runtime", dtype=Int64, description="Runtime in minutes."),
+        Field(name="vote_average", dtype=Float32, description="TMDB vote average, 0..10."),
+        Field(name="tmdb_popularity", dtype=Float32, description="TMDB popularity score."),
+    ],
+    source=movie_metadata_push_source,
+    online=True,
+    description="Catalogue facts from the metadata API, including the license cost.",
+    owner="data-eng@recsys",
+    tags={"team": "data-eng", "freshness": "enrichment"},
+)

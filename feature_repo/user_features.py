@@ -1,0 +1,78 @@
+"""Feature views keyed by `user`: watch behaviour, rating behaviour and the declared profile."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from feast import FeatureView, Field
+from feast.types import Array, Float32, Int64, String
+
+from feature_repo.data_sources import (
+    user_profile_push_source,
+    user_rating_stats_push_source,
+    user_watch_stats_push_source,
+)
+from feature_repo.entities import USER_ID, user
+
+user_watch_stats = FeatureView(
+    name="user_watch_stats",
+    entities=[user],
+    ttl=timedelta(days=30),
+    schema=[
+        Field(name=USER_ID, dtype=Int64),
+        Field(name="watch_minutes_1d", dtype=Float32, description="Minutes watched in the last 24 hours."),
+        Field(name="watch_minutes_7d", dtype=Float32, description="Minutes watched in the last 7 days."),
+        Field(name="watch_count_7d", dtype=Int64, description="Distinct movies watched in the last 7 days."),
+        Field(name="watch_count_total", dtype=Int64, description="Distinct movies ever watched."),
+        Field(name="last_active_ts", dtype=Int64, description="Unix seconds of the latest watched minute."),
+        Field(
+            name="recent_movie_ids",
+            dtype=Array(String),
+            description="Up to 50 most recently watched movie ids, most recent first.",
+        ),
+        Field(
+            name="genre_affinity",
+            dtype=Array(Float32),
+            description="Share of watched minutes per genre, in events.metadata.GENRES order.",
+        ),
+    ],
+    source=user_watch_stats_push_source,
+    online=True,
+    description="What and how much a user watches; refreshed by the stream aggregator.",
+    owner="data-eng@recsys",
+    tags={"team": "data-eng", "freshness": "stream"},
+)
+
+user_rating_stats = FeatureView(
+    name="user_rating_stats",
+    entities=[user],
+    ttl=timedelta(days=365),
+    schema=[
+        Field(name=USER_ID, dtype=Int64),
+        Field(name="rating_count", dtype=Int64, description="Ratings the user has given."),
+        Field(name="rating_mean", dtype=Float32, description="Mean of the user's ratings, in stars."),
+    ],
+    source=user_rating_stats_push_source,
+    online=True,
+    description="How often and how generously a user rates.",
+    owner="data-eng@recsys",
+    tags={"team": "data-eng", "freshness": "stream"},
+)
+
+user_profile = FeatureView(
+    name="user_profile",
+    entities=[user],
+    ttl=timedelta(days=3650),
+    schema=[
+        Field(name=USER_ID, dtype=Int64),
+        Field(name="age", dtype=Int64, description="Age in years, from the metadata API."),
+        Field(name="gender", dtype=String, description="Gender code (M/F/...), from the metadata API."),
+        Field(name="occupation", dtype=String, description="Occupation, from the metadata API."),
+        Field(name="account_created_ts", dtype=Int64, description="Unix seconds of the create_account line."),
+    ],
+    source=user_profile_push_source,
+    online=True,
+    description="What the user told us about themselves; changes rarely.",
+    owner="data-eng@recsys",
+    tags={"team": "data-eng", "freshness": "enrichment"},
+)
