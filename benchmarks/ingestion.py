@@ -24,23 +24,24 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from events.kafka import ensure_topics, make_producer  # noqa: E402
-from ingestion.layout import RAW_KINDS  # noqa: E402
-from ingestion.replay import replay_file  # noqa: E402
+from events.kafka import ensure_topics, make_producer
+from ingestion.layout import RAW_KINDS
+from ingestion.replay import replay_file
 
 RESULTS = Path(__file__).parent / "results" / "ingestion.json"
 
 
 def _recsys(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "recsys.cli", *args], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "recsys.cli", *args], env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 class PeakRss:
@@ -64,6 +65,13 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _lines(files: list[Path]) -> Iterator[bytes]:
+    for f in files:
+        with gzip.open(f) if f.suffix == ".gz" else f.open("rb") as fh:
+            for line in fh:
+                yield line.rstrip(b"\n")
 
 
 def count_check(offline: Path, produced: int) -> dict[str, int]:
@@ -99,7 +107,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000, help="Users in the world.")
     parser.add_argument("--movies", type=int, default=20_000, help="Movies in the catalogue.")
     parser.add_argument("--hours", type=float, default=8.0, help="Simulated hours of history to drain.")
-    parser.add_argument("--live-rate", type=float, default=10_000, help="Lines/s produced in the freshness phase.")
+    parser.add_argument(
+        "--live-rate", type=float, default=10_000, help="Lines/s produced in the freshness phase."
+    )
     parser.add_argument("--live-seconds", type=float, default=30, help="Length of the freshness phase.")
     args = parser.parse_args()
 
@@ -108,7 +118,9 @@ def main() -> None:
     env = {**os.environ, "RECSYS_VAR_DIR": str(var), "RECSYS_SIM_MALFORMED_RATE": "0.001",
            "RECSYS_SIM_DUPLICATE_RATE": "0.001"}  # fmt: skip
     print(f"world {args.users:,} x {args.movies:,}, {args.hours:g} h of history -> {work}")
-    _recsys("simulate", "world", "--users", str(args.users), "--movies", str(args.movies), "--seed", "5", env=env)
+    _recsys(
+        "simulate", "world", "--users", str(args.users), "--movies", str(args.movies), "--seed", "5", env=env
+    )
     _recsys("simulate", "history", "--days", str(args.hours / 24), "--no-kafka", "--out", str(work / "logs"),
             "--no-gzip", env=env)  # fmt: skip
     files = sorted((work / "logs").glob("*.log"))
@@ -159,7 +171,7 @@ def main() -> None:
 
         def live() -> None:
             producer = make_producer()
-            src = (line.rstrip(b"\n") for f in files for line in (gzip.open(f) if f.suffix == ".gz" else f.open("rb")))
+            src = _lines(files)
             start = time.perf_counter()
             for line in src:
                 if stop.is_set():
@@ -168,7 +180,9 @@ def main() -> None:
                 delay = due - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                producer.produce(live_topic, line, key=line.split(b",", 2)[1] if line.count(b",") >= 2 else None)
+                producer.produce(
+                    live_topic, line, key=line.split(b",", 2)[1] if line.count(b",") >= 2 else None
+                )
                 produced_live[0] += 1
                 if produced_live[0] % 1000 == 0:
                     producer.poll(0)
