@@ -23,7 +23,9 @@ def genre_names(value: Any) -> list[str]:
     """Known genre names from TMDB's `[{"id", "name"}]`, a list of names, or `"A|B"` text; unknown ones dropped."""
     if value is None:
         return []
-    items: list[Any] = value.split("|") if isinstance(value, str) else list(value) if isinstance(value, list) else []
+    items: list[Any] = (
+        value.split("|") if isinstance(value, str) else list(value) if isinstance(value, list) else []
+    )
     out: list[str] = []
     for item in items:
         name = item.get("name") if isinstance(item, dict) else item

@@ -21,7 +21,8 @@ class IngestSettings(BaseSettings):
     batch_max_seconds: float = Field(1.0, gt=0, description="...or after this many seconds, whichever first.")
     metrics_port: int = Field(9101, description="Port of the Prometheus /metrics endpoint (0: none).")
     metrics_host: str = Field(
-        "127.0.0.1", description="Interface of the /metrics endpoint (0.0.0.0 in containers so Prometheus can scrape)."
+        "127.0.0.1",
+        description="Interface of the /metrics endpoint (0.0.0.0 in containers so Prometheus can scrape).",
     )
     session_gap_s: int = Field(1800, description="Watch minutes further apart than this start a new session.")
     recent_movies: int = Field(

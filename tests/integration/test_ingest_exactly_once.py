@@ -119,15 +119,20 @@ def test_every_line_is_landed_or_dead_lettered(stack: StackInfo, tmp_path: Path)
     def sample(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
-    watch_before, dlq_before = sample("recsys_ingest_events_total", kind="watch"), sum(
-        sample("recsys_ingest_dlq_total", reason=r) for r in ("bad_rating", "missing_fields", "bad_user_id", "empty")
+    watch_before, dlq_before = (
+        sample("recsys_ingest_events_total", kind="watch"),
+        sum(
+            sample("recsys_ingest_dlq_total", reason=r)
+            for r in ("bad_rating", "missing_fields", "bad_user_id", "empty")
+        ),
     )
     worker = IngestWorker(settings_for(tmp_path, topic))
     stats = worker.run(idle_exit_s=3, max_seconds=120)
     # The Prometheus metrics count the same figures.
     assert sample("recsys_ingest_events_total", kind="watch") - watch_before == stats.by_kind["watch"]
     dlq_after = sum(
-        sample("recsys_ingest_dlq_total", reason=r) for r in ("bad_rating", "missing_fields", "bad_user_id", "empty")
+        sample("recsys_ingest_dlq_total", reason=r)
+        for r in ("bad_rating", "missing_fields", "bad_user_id", "empty")
     )
     assert dlq_after - dlq_before == bad
     assert sample("recsys_ingest_batch_write_seconds_count") >= stats.batches
