@@ -17,6 +17,10 @@ class SimClock:
         self.speed = speed
         self._wall0 = time.monotonic()
 
+    def start(self) -> None:
+        """(Re)start the wall clock now: simulated time `start_ns` is this instant."""
+        self._wall0 = time.monotonic()
+
     @property
     def paced(self) -> bool:
         """True when simulated time follows the wall clock (speed > 0)."""

@@ -30,12 +30,12 @@ class RunResult:
 
 
 def _save(traffic: Traffic, sim_dir: Path | None, seed: int, users: int) -> None:
+    # The generated time, not the clock's: a resumed run continues exactly where lines stopped.
     if sim_dir is not None:
-        now = traffic.clock.now_ns() if traffic.clock.paced else traffic.now_ns
-        write_state(
-            sim_dir,
-            TrafficState(sim_now_ns=now, next_user=traffic.next_user, world_seed=seed, world_users=users),
+        state = TrafficState(
+            sim_now_ns=traffic.now_ns, next_user=traffic.next_user, world_seed=seed, world_users=users
         )
+        write_state(sim_dir, state)
 
 
 def drive(
@@ -53,6 +53,7 @@ def drive(
     (simulated time, next new user) goes to `sim_dir` every second and at the end.
     """
     seed, users = traffic.seed, traffic.n_users
+    traffic.clock.start()  # simulated time starts flowing now, not when the world was loaded
     t0 = time.perf_counter()
     last_save = t0
     bar = Progress(

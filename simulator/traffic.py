@@ -113,6 +113,9 @@ class Traffic:
         self.stats = TrafficStats()
         self._payloads: dict[int, RecommendationEvent] = {}
         self._payload_seq = 0
+        self._later: tuple[I64, I64, NDArray[np.bool_]] = (
+            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool),
+        )  # fmt: skip
         self._preroll(start_ns, settings.preroll_hours)
 
     @property
@@ -143,7 +146,7 @@ class Traffic:
         in the steady state (sessions in progress) instead of ramping up from an empty world. These
         sessions are existing users' own choices: no accounts, no recommendation calls, not counted."""
         steps = int(np.ceil(hours * 3600 * SEC / self.step_ns))
-        counters = self.stats
+        counters, self.stats = self.stats, TrafficStats()
         for k in range(steps):
             t0 = start_ns - (steps - k) * self.step_ns
             lines = self._sessions(np.random.default_rng([self.seed, 3, k]), t0, live=False)
@@ -165,25 +168,25 @@ class Traffic:
         self.stats.accounts += n_new
         first = rng.random(n_new) < NEW_USER_FIRST_SESSION
         n_first = int(first.sum())
-        users = np.concatenate([old, new_users[first]])
+        # New users come back 0.5 to 20 minutes after sign-up, often in a later step: such sessions
+        # wait in `_later` until their step, so a closed-loop call is never made ahead of its time.
+        users = np.concatenate([self._later[0], old, new_users[first]])
         start = np.concatenate([
+            self._later[1],
             t0 + (rng.random(len(old)) * self.step_ns).astype(np.int64),
-            created[first] + ((30 + rng.random(n_first) * 1170) * SEC).astype(np.int64),  # 0.5-20 min later
+            created[first] + ((30 + rng.random(n_first) * 1170) * SEC).astype(np.int64),
         ])  # fmt: skip
-        browse = (
-            np.concatenate(
-                [rng.random(len(old)) < self.s.rec_request_share, rng.random(n_first) < NEW_USER_BROWSES]
-            )
-            & live
-        )
-        order = np.argsort(start, kind="stable")
+        browse = np.concatenate([
+            self._later[2],
+            (rng.random(len(old)) < self.s.rec_request_share) & live,
+            rng.random(n_first) < NEW_USER_BROWSES,
+        ])  # fmt: skip
+        now = start < t0 + self.step_ns
+        self._later = (users[~now], start[~now], browse[~now])
+        order = np.argsort(start[now], kind="stable")
         zeros = np.zeros(n_new, np.int64)
-        return (
-            make_lines(created, new_users + 1, ACCOUNT, zeros, zeros),
-            users[order],
-            start[order],
-            browse[order],
-        )
+        accounts = make_lines(created, new_users + 1, ACCOUNT, zeros, zeros)
+        return accounts, users[now][order], start[now][order], browse[now][order]
 
     def _sessions(self, rng: np.random.Generator, t0: int, live: bool = True) -> NDArray[np.void]:
         """All lines of the accounts and sessions starting in the step at `t0` (`live=False`: pre-roll)."""

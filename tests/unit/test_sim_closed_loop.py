@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 from events import ParseError, RecommendationEvent, WatchEvent, format_line, parse_line
+from simulator.clock import SimClock
 from simulator.recommend import RecommendClient, parse_answer
+from simulator.run import drive
 from simulator.settings import SimSettings
+from simulator.sinks import ListSink
 from simulator.traffic import Traffic
 from simulator.truth import Truth
 from simulator.world import World, generate_world
@@ -180,3 +183,28 @@ def test_a_dead_recommender_is_logged_and_users_still_watch(world: World) -> Non
     )
     assert traffic.stats.requests_failed == traffic.stats.requests
     assert traffic.stats.by_kind["watch"] > 0 and traffic.stats.accepted == 0
+
+
+def test_paced_calls_are_made_when_each_session_starts(world: World) -> None:
+    arrivals: list[float] = []
+
+    def reply(user: int) -> tuple[int, str]:
+        arrivals.append(time.monotonic())
+        return 200, world.catalog.slug[0]
+
+    speed = 60.0  # a simulated minute per wall second
+    settings = SimSettings(sessions_per_hour=3_000, rec_request_share=1.0, preroll_hours=0, speed=speed)
+    with stub(reply) as url:
+        client = RecommendClient(url, 600, 16)
+        clock = SimClock(START_NS, speed)
+        traffic = Traffic(world, settings, "closed", START_NS, recommender=client, clock=clock)
+        sink = ListSink()
+        t0 = time.monotonic()
+        drive(traffic, [sink], until_ns=START_NS + 90 * 10**9, progress=False)
+        client.close()
+    recs = [e for e in map(parse_line, sink.lines) if isinstance(e, RecommendationEvent)]
+    due = sorted(t0 + (e.ts_ns - START_NS) / 1e9 / speed for e in recs)
+    assert len(recs) == len(arrivals) > 20
+    lateness = np.array(sorted(arrivals)) - np.array(due)
+    assert lateness.min() > -0.05  # never called ahead of the session's time
+    assert np.median(lateness) < 0.2
