@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from simulator.drift import Drift
@@ -18,12 +18,13 @@ class SimSettings(BaseSettings):
     """Knobs of the simulated world, its metadata API and its traffic."""
 
     # extra="ignore": other RECSYS_SIM_* variables (e.g. of scripts around us) must not crash us.
-    model_config = SettingsConfigDict(env_prefix="RECSYS_SIM_", extra="ignore")
+    # populate_by_name: code passes field names (var_dir=...); the environment uses the aliases.
+    model_config = SettingsConfigDict(env_prefix="RECSYS_SIM_", extra="ignore", populate_by_name=True)
 
     # --- where things live
     var_dir: Path = Field(
         Path("var"),
-        validation_alias=AliasChoices("RECSYS_VAR_DIR", "RECSYS_SIM_VAR_DIR", "var_dir"),
+        validation_alias="RECSYS_VAR_DIR",
         description="Root of local state; the world is stored under <var_dir>/sim/.",
     )
 
@@ -57,7 +58,7 @@ class SimSettings(BaseSettings):
     # --- traffic
     serving_url: str = Field(
         "http://127.0.0.1:8082",
-        validation_alias=AliasChoices("RECSYS_SERVING_URL", "RECSYS_SIM_SERVING_URL", "serving_url"),
+        validation_alias="RECSYS_SERVING_URL",
         description="Base URL of the platform's recommendation service (closed loop).",
     )
     request_timeout_ms: int = Field(600, ge=1, description="Closed loop: deadline of a recommendation call.")
