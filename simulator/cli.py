@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console(stderr=True)
+
+
+class Loop(StrEnum):
+    """Traffic modes."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
 
 SeedOpt = Annotated[int | None, typer.Option(help="Traffic seed (default: the world's seed).")]
 DriftsOpt = Annotated[Path | None, typer.Option(help="JSON file with a list of scheduled drifts (see docs).")]
@@ -150,8 +159,8 @@ def _report(result: Any, extra: str = "") -> None:
 def traffic(
     *,
     mode: Annotated[
-        str, typer.Option(help="'open' (users choose alone) or 'closed' (calls /recommend).")
-    ] = "open",
+        Loop, typer.Option(help="open: users choose alone; closed: call the platform's /recommend.")
+    ] = Loop.OPEN,
     speed: Annotated[
         float | None, typer.Option(help="Simulated seconds per wall second; 0: unpaced.")
     ] = None,
@@ -181,9 +190,7 @@ def traffic(
     from simulator.state import read_state
     from simulator.traffic import Traffic
 
-    if mode not in ("open", "closed"):
-        raise typer.BadParameter("mode must be 'open' or 'closed'", param_hint="--mode")
-    loop: Literal["open", "closed"] = "open" if mode == "open" else "closed"
+    loop: Literal["open", "closed"] = "open" if mode is Loop.OPEN else "closed"
     s = _settings(
         speed=speed,
         sessions_per_hour=sessions_per_hour,
