@@ -1,18 +1,24 @@
 """Movie feature rows (`movie_popularity`, `movie_rating_stats`, `movie_metadata`) computed from the offline store.
 
-Popularity counts plays (session starts) in windows ending at the stream's latest play, so
-a replayed or simulated stream gets the same figures as a live one. Every movie ever
-played or rated gets a row each refresh, so a movie that stops being watched sees its
-counts fall to zero online rather than keep stale ones.
+Rows are written on an hourly grid of *event* time: the row stamped at the end of hour h
+holds plays in the hour, the 24 hours and the 7 days up to it, and ratings up to it. So a
+training example cut at time t joins (through Feast, point in time) the movie's state at
+the last full hour before t, whether the stream was live or replayed from history. Each
+refresh adds the hours completed since the last one, plus one row for the hour in
+progress stamped at the newest play (the freshest online value). Windows are counted in
+whole hours; plays arriving after their hour was written are not folded back (documented
+approximation).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from events.metadata import MovieMeta
@@ -24,6 +30,7 @@ POPULARITY_VIEW = "movie_popularity"
 RATING_VIEW = "movie_rating_stats"
 METADATA_VIEW = "movie_metadata"
 HOUR_NS = 3_600 * 10**9
+_STATE = "_movie_job.json"
 
 
 def _glob(layout: OfflineLayout, kind: str) -> str | None:
@@ -31,99 +38,144 @@ def _glob(layout: OfflineLayout, kind: str) -> str | None:
     return str(base / "date=*" / "*.parquet") if any(base.glob("date=*/*.parquet")) else None
 
 
+def _last_hour(layout: OfflineLayout) -> int | None:
+    path = layout.root / "features" / _STATE
+    return int(json.loads(path.read_text())["last_complete_hour"]) if path.exists() else None
+
+
 def movie_rows(
     layout: OfflineLayout, meta: Mapping[str, MovieMeta], created_ns: int | None = None
 ) -> dict[str, pa.Table]:
-    """The three movie views' rows as of the latest play (empty when nothing was played yet)."""
+    """New rows of the three movie views since the last refresh (empty when nothing was played yet)."""
     plays = _glob(layout, "play")
     if plays is None:
         return {}
     created = created_ns or time.time_ns()
     con = duckdb.connect()
     try:
-        [(now_ns,)] = con.sql(f"SELECT max(epoch_ns(ts)) FROM read_parquet('{plays}')").fetchall()
-        now = int(now_ns)
-        pop = con.sql(
-            f"""
-            SELECT movie_id,
-                   count(*) FILTER (WHERE epoch_ns(ts) > {now - HOUR_NS}) AS plays_1h,
-                   count(*) FILTER (WHERE epoch_ns(ts) > {now - 24 * HOUR_NS}) AS plays_24h,
-                   count(*) FILTER (WHERE epoch_ns(ts) > {now - 168 * HOUR_NS}) AS plays_7d
-            FROM read_parquet('{plays}') GROUP BY movie_id ORDER BY movie_id
-            """
-        ).to_arrow_table()
-        completion = _completion(con, layout, meta, now)
-        rates = _glob(layout, "rate")
-        rating = (
-            con.sql(
-                f"""SELECT movie_id, count(*) AS rating_count, avg(rating)::FLOAT AS rating_mean
-                    FROM read_parquet('{rates}') GROUP BY movie_id ORDER BY movie_id"""
-            ).to_arrow_table()
-            if rates
-            else None
+        con.sql(
+            f"CREATE TEMP TABLE c AS SELECT movie_id, epoch_ns(ts) // {HOUR_NS} AS h, count(*)::BIGINT AS n, "
+            f"min(epoch_ns(ts)) AS first_ns, max(epoch_ns(ts)) AS last_ns FROM read_parquet('{plays}') GROUP BY ALL"
         )
+        [(h_min, now_ns)] = con.sql("SELECT min(h), max(last_ns) FROM c").fetchall()
+        now_h = int(now_ns) // HOUR_NS
+        last = _last_hour(layout)
+        h_from = int(h_min) if last is None else last + 1
+        out: dict[str, pa.Table] = {}
+        pop = _popularity(con, layout, meta, h_from, now_h, int(now_ns))
+        if pop.num_rows:
+            out[POPULARITY_VIEW] = _stamp(pop, created)
+        rates = _glob(layout, "rate")
+        if rates is not None:
+            rating = _ratings(con, rates, h_from, now_h, int(now_ns))
+            if rating.num_rows:
+                out[RATING_VIEW] = _stamp(rating, created)
+        if meta:
+            first = dict(con.sql("SELECT movie_id, min(first_ns) FROM c GROUP BY ALL").fetchall())
+            out[METADATA_VIEW] = _stamp(_metadata(meta, first, int(now_ns)), created)
     finally:
         con.close()
-    ts_us = now // 1000
-
-    def stamp(table: pa.Table) -> pa.Table:
-        n = table.num_rows
-        return table.append_column(
-            "event_timestamp", pa.array([ts_us] * n, pa.int64()).cast(TS)
-        ).append_column("created", pa.array([created // 1000] * n, pa.int64()).cast(TS))
-
-    ids = pop["movie_id"].to_pylist()
-    out = {
-        POPULARITY_VIEW: stamp(
-            pa.table(
-                {
-                    "movie_id": pop["movie_id"],
-                    "plays_1h": pop["plays_1h"].cast(pa.int64()),
-                    "plays_24h": pop["plays_24h"].cast(pa.int64()),
-                    "plays_7d": pop["plays_7d"].cast(pa.int64()),
-                    "completion_rate": pa.array([completion.get(m) for m in ids], pa.float32()),
-                }
-            )
-        )
-    }
-    if rating is not None and rating.num_rows:
-        out[RATING_VIEW] = stamp(
-            pa.table(
-                {
-                    "movie_id": rating["movie_id"],
-                    "rating_count": rating["rating_count"].cast(pa.int64()),
-                    "rating_mean": rating["rating_mean"].cast(pa.float32()),
-                }
-            )
-        )
-    if meta:
-        known = sorted(meta)
-        out[METADATA_VIEW] = stamp(
-            pa.table(
-                {
-                    "movie_id": pa.array(known, pa.string()),
-                    "cost": pa.array([meta[m].cost for m in known], pa.float32()),
-                    "genres": pa.array([meta[m].genres for m in known], pa.list_(pa.string())),
-                    "year": pa.array([meta[m].year for m in known], pa.int64()),
-                    "runtime": pa.array([meta[m].runtime for m in known], pa.int64()),
-                    "vote_average": pa.array([meta[m].vote_average for m in known], pa.float32()),
-                    "tmdb_popularity": pa.array([meta[m].popularity for m in known], pa.float32()),
-                }
-            )
-        )
+    atomic_write(layout.root / "features" / _STATE, json.dumps({"last_complete_hour": now_h - 1}).encode())
     return out
 
 
+def _popularity(
+    con: duckdb.DuckDBPyConnection,
+    layout: OfflineLayout,
+    meta: Mapping[str, MovieMeta],
+    h_from: int,
+    now_h: int,
+    now_ns: int,
+) -> pa.Table:
+    # Grid hours g in [h_from, now_h]; the row for g is stamped at the end of g, except the
+    # hour in progress (now_h), stamped at the newest play.
+    rows = con.sql(
+        f"""
+        WITH g AS (SELECT unnest(range({h_from}, {now_h} + 1)) AS g)
+        SELECT c.movie_id, g.g AS hour,
+               coalesce(sum(c.n) FILTER (WHERE c.h = g.g), 0)::BIGINT AS plays_1h,
+               coalesce(sum(c.n) FILTER (WHERE c.h > g.g - 24), 0)::BIGINT AS plays_24h,
+               sum(c.n)::BIGINT AS plays_7d
+        FROM g JOIN c ON c.h <= g.g AND c.h > g.g - 168
+        GROUP BY ALL ORDER BY hour, c.movie_id
+        """
+    ).to_arrow_table()
+    completion = _completion(con, layout, meta, now_ns)
+    hours = rows["hour"].to_numpy()
+    ts_ns = [now_ns if h == now_h else (int(h) + 1) * HOUR_NS for h in hours]
+    ids = rows["movie_id"].to_pylist()
+    return pa.table(
+        {
+            "movie_id": rows["movie_id"],
+            "event_timestamp": pa.array([t // 1000 for t in ts_ns], pa.int64()).cast(TS),
+            "plays_1h": rows["plays_1h"],
+            "plays_24h": rows["plays_24h"],
+            "plays_7d": rows["plays_7d"],
+            "completion_rate": pa.array([completion.get(m) for m in ids], pa.float32()),
+        }
+    )
+
+
+def _ratings(con: duckdb.DuckDBPyConnection, rates: str, h_from: int, now_h: int, now_ns: int) -> pa.Table:
+    # Cumulative count and mean up to each hour in which the movie got a rating.
+    rows = con.sql(
+        f"""
+        WITH r AS (SELECT movie_id, epoch_ns(ts) // {HOUR_NS} AS h, count(*) AS n, sum(rating) AS s
+                   FROM read_parquet('{rates}') GROUP BY ALL),
+        cum AS (SELECT movie_id, h, sum(n) OVER w AS cnt, sum(s) OVER w AS total FROM r
+                WINDOW w AS (PARTITION BY movie_id ORDER BY h ROWS UNBOUNDED PRECEDING))
+        SELECT movie_id, h AS hour, cnt::BIGINT AS rating_count, (total / cnt)::FLOAT AS rating_mean
+        FROM cum WHERE h >= {h_from} AND h <= {now_h} ORDER BY hour, movie_id
+        """
+    ).to_arrow_table()
+    hours = rows["hour"].to_numpy()
+    ts_us = [(now_ns if h == now_h else (int(h) + 1) * HOUR_NS) // 1000 for h in hours]
+    return pa.table(
+        {
+            "movie_id": rows["movie_id"],
+            "event_timestamp": pa.array(ts_us, pa.int64()).cast(TS),
+            "rating_count": rows["rating_count"],
+            "rating_mean": rows["rating_mean"],
+        }
+    )
+
+
+def _metadata(meta: Mapping[str, MovieMeta], first_play_ns: Mapping[str, int], now_ns: int) -> pa.Table:
+    # Catalogue facts hold from when the platform first saw the movie played (before that it
+    # could not be a training example anyway).
+    known = sorted(meta)
+    return pa.table(
+        {
+            "movie_id": pa.array(known, pa.string()),
+            "event_timestamp": pa.array(
+                [first_play_ns.get(m, now_ns) // 1000 for m in known], pa.int64()
+            ).cast(TS),
+            "cost": pa.array([meta[m].cost for m in known], pa.float32()),
+            "genres": pa.array([meta[m].genres for m in known], pa.list_(pa.string())),
+            "year": pa.array([meta[m].year for m in known], pa.int64()),
+            "runtime": pa.array([meta[m].runtime for m in known], pa.int64()),
+            "vote_average": pa.array([meta[m].vote_average for m in known], pa.float32()),
+            "tmdb_popularity": pa.array([meta[m].popularity for m in known], pa.float32()),
+        }
+    )
+
+
+def _stamp(table: pa.Table, created_ns: int) -> pa.Table:
+    return table.append_column(
+        "created", pa.array([created_ns // 1000] * table.num_rows, pa.int64()).cast(TS)
+    )
+
+
 def _completion(
-    con: duckdb.DuckDBPyConnection, layout: OfflineLayout, meta: Mapping[str, MovieMeta], now: int
+    con: duckdb.DuckDBPyConnection, layout: OfflineLayout, meta: Mapping[str, MovieMeta], now_ns: int
 ) -> dict[str, float]:
     """Mean share of the runtime watched per session over the last 7 days (movies with a known runtime)."""
     base = layout.root / "sessions"
     if not any(base.glob("date=*/*.parquet")):
         return {}
     rows = con.sql(
-        f"""SELECT movie_id, avg(minutes_watched)::DOUBLE AS mean_minutes FROM read_parquet('{base}/date=*/*.parquet')
-            WHERE epoch_ns(start_ts) > {now - 168 * HOUR_NS} GROUP BY movie_id"""
+        f"""SELECT movie_id, avg(minutes_watched)::DOUBLE FROM read_parquet('{base}/date=*/*.parquet')
+            WHERE epoch_ns(start_ts) > {now_ns - 168 * HOUR_NS} GROUP BY movie_id"""
     ).fetchall()
     out = {}
     for movie_id, mean_minutes in rows:
@@ -131,6 +183,15 @@ def _completion(
         if m is not None and m.runtime:
             out[str(movie_id)] = min(1.0, float(mean_minutes) / float(m.runtime))
     return out
+
+
+def latest_per_movie(table: pa.Table) -> pa.Table:
+    """The newest row of each movie: what the online store should hold."""
+    order = pc.sort_indices(table, [("movie_id", "ascending"), ("event_timestamp", "descending")])
+    t = table.take(order)
+    ids = t["movie_id"].to_pylist()
+    keep = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
+    return t.take(pa.array(keep, pa.int64()))
 
 
 def write_rows(layout: OfflineLayout, rows: Mapping[str, pa.Table], stamp_ns: int) -> None:

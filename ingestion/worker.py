@@ -30,7 +30,7 @@ from events.settings import KafkaSettings, get_kafka_settings
 from events.topics import DLQ
 from ingestion import metrics, snapshots
 from ingestion.layout import BatchId, OfflineLayout
-from ingestion.movie_features import movie_rows, write_rows
+from ingestion.movie_features import latest_per_movie, movie_rows, write_rows
 from ingestion.online import OnlineWriter
 from ingestion.progress import Progress, atomic_write
 from ingestion.sessions import sessionize, stale_dates
@@ -218,7 +218,7 @@ class IngestWorker:
         if self.online is not None and self.s.push_online:
             for view, table in rows.items():
                 try:
-                    self.online.write(view, table)
+                    self.online.write(view, latest_per_movie(table))
                 except Exception as exc:  # the next refresh rewrites every movie anyway
                     metrics.PUSH_FAILURES.inc()
                     log.warning("online push of %s failed (%s)", view, exc)
