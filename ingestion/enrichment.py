@@ -6,13 +6,14 @@ for one id (404 when unknown) and a list for several, in which unknown ids are
 and missing or renamed fields, so every step here is lenient and bounded:
 
 - ids are deduplicated, checked locally (a malformed id would make the API reject the whole
-  batch) and sent in batches of at most `max_batch`; a batch rejected with a 4xx anyway is
+  batch) and sent in batches of at most `max_batch`; a batch rejected with a 400 anyway is
   split in halves until the bad id is alone, so one bad id never spoils 199 good ones;
 - answers are cached (found records for `cache_ttl_s`, not-found ids for `negative_ttl_s`);
 - 5xx, 429, timeouts, connection errors and unreadable bodies are retried with exponential
   backoff and jitter; other 4xx are not;
 - after `breaker_failures` consecutive failed requests the breaker opens: calls answer from
   the cache alone, at once, until `breaker_reset_s` has passed and one trial request succeeds;
+- one lookup never spends more than `deadline_s` on the API, however many batches it needs;
 - a record is parsed with the lenient `events.metadata` models; fields that fail validation are
   dropped (they stay None) and a record whose id is unusable is skipped and counted.
 
@@ -406,6 +407,9 @@ class MetadataClient:
         try:
             resp = self._http.get(path, timeout=timeout_s)
         except httpx.HTTPError as e:  # timeouts, refused connections, protocol errors
+            raise _UnavailableError(type(e).__name__) from e
+        except Exception as e:  # e.g. httpx.InvalidURL: whatever it is, it must not reach the stream
+            log.warning("metadata request %s failed: %r", path[:80], e)
             raise _UnavailableError(type(e).__name__) from e
         status = resp.status_code
         if status >= 500 or status == 429:

@@ -495,3 +495,57 @@ def test_every_knob_is_documented_and_unknown_keys_are_refused() -> None:
     assert EnrichmentConfig().max_batch == 200
     with pytest.raises(ValidationError):
         EnrichmentConfig(timeout=3)  # type: ignore[call-arg]
+
+
+# --- the real simulator API ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
+    """The simulator's metadata API (a small world) under uvicorn on a free port, with faults on."""
+    import socket
+
+    import uvicorn
+
+    from simulator.api import create_app
+    from simulator.settings import SimSettings
+    from simulator.store import read_public, save_world
+    from simulator.world import generate_world
+
+    var = tmp_path_factory.mktemp("simvar")
+    save_world(generate_world(300, 80, seed=7), var / "sim")
+    movie_ids = read_public(var / "sim")[2].column("id").to_pylist()
+    settings = SimSettings(
+        var_dir=var, api_error_rate=0.3, api_rename_fields={"vote_average": "rating"}, seed=7
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the simulator API did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", movie_ids
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_against_the_simulator_api_with_faults(sim_api: tuple[str, list[str]]) -> None:
+    base, movie_ids = sim_api
+    cfg = EnrichmentConfig(base_url=base, retries=6, backoff_base_s=0.01, breaker_failures=50)
+    with MetadataClient(cfg) as c:
+        movies = c.lookup_movies([*movie_ids, "no+such+movie+1900"])
+        users = c.lookup_users([1, 2, 300, 301, 10**9])
+        single = c.lookup_users([10**9 + 1])
+        stats = c.stats()
+    assert set(movies.found) == set(movie_ids)  # 80 ids: one request (plus retries of injected 5xx)
+    assert movies.not_found == {"no+such+movie+1900"}
+    some = next(iter(movies.found.values()))
+    assert some.vote_average is None  # renamed by the API: left None, the record kept
+    assert some.cost is not None and some.genres and some.year is not None
+    assert set(users.found) == {1, 2, 300}
+    assert users.not_found == {301, 10**9}
+    assert single.not_found == {10**9 + 1}  # a single unknown id: 404
+    assert stats["malformed_answers"] == 0 and stats["records_skipped"] == 0
