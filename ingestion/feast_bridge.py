@@ -40,6 +40,22 @@ def definitions() -> list[Any]:
     return objects
 
 
+def _seed_empty_views(var: Path) -> None:
+    """Give every view's folder at least an empty, typed Parquet file: DuckDB fails on a glob matching nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from feast import FeatureView
+
+    from feature_repo.config import arrow_schema, offline_dir
+
+    for obj in definitions():
+        if isinstance(obj, FeatureView):
+            folder = offline_dir(obj.name, var)
+            if not any(folder.glob("*.parquet")):
+                folder.mkdir(parents=True, exist_ok=True)
+                pq.write_table(pa.Table.from_pylist([], schema=arrow_schema(obj)), folder / "empty.parquet")
+
+
 def open_feature_store(var: Path, redis_url: str, apply: bool = True) -> Any:
     """A FeatureStore on `<var>/feast/registry.db` and Redis; applies the definitions if any view is missing."""
     # data_sources.py builds absolute Parquet paths from RECSYS_VAR_DIR when imported.
@@ -47,6 +63,7 @@ def open_feature_store(var: Path, redis_url: str, apply: bool = True) -> Any:
     from feature_repo.config import open_store
 
     store = open_store(var, redis_url)
+    _seed_empty_views(var)
     if apply:
         objects = definitions()
         wanted = {o.name for o in objects if type(o).__name__ == "FeatureView"}
