@@ -1,0 +1,129 @@
+"""Feature transforms shared by training and serving: Feast feature rows + candidate info -> model matrix.
+
+Training (point-in-time rows from `get_historical_features`) and serving (online rows from
+`get_online_features`) both call `model_matrix` on frames with Feast's full feature names
+(`<view>__<feature>`), so the model sees the same columns computed the same way: no
+training/serving skew. Missing values stay NaN (LightGBM handles them natively).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from events.metadata import GENRE_INDEX, GENRES
+
+FEATURE_SERVICE: Final = "ranker_v1"
+"""The versioned feature service the model is trained and served on."""
+
+RAW_NUMERIC: Final[tuple[str, ...]] = (
+    "user_watch_stats__watch_minutes_1d",
+    "user_watch_stats__watch_minutes_7d",
+    "user_watch_stats__watch_count_7d",
+    "user_watch_stats__watch_count_total",
+    "user_rating_stats__rating_count",
+    "user_rating_stats__rating_mean",
+    "user_profile__age",
+    "movie_popularity__plays_1h",
+    "movie_popularity__plays_24h",
+    "movie_popularity__plays_7d",
+    "movie_popularity__completion_rate",
+    "movie_rating_stats__rating_count",
+    "movie_rating_stats__rating_mean",
+    "movie_metadata__cost",
+    "movie_metadata__runtime",
+    "movie_metadata__vote_average",
+    "movie_metadata__tmdb_popularity",
+)
+"""Feast features used as they are."""
+
+CANDIDATE_COLUMNS: Final[tuple[str, ...]] = ("rank_pop", "rank_als", "score_als")
+"""Per-candidate signals from the candidate generators (missing rank = not proposed by that source)."""
+
+DERIVED: Final[tuple[str, ...]] = (
+    "user_days_since_active",
+    "user_account_age_days",
+    "movie_age_years",
+    "genre_match",
+    "genre_match_max",
+    "genre_dislike",
+    "plays_trend_24h_7d",
+)
+"""Cross and recency features computed here."""
+
+FEATURE_COLUMNS: Final[tuple[str, ...]] = RAW_NUMERIC + CANDIDATE_COLUMNS + DERIVED
+"""The model's input columns, in order."""
+
+_SECONDS_PER_DAY = 86_400.0
+
+
+def _col(df: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in df:
+        return np.full(len(df), np.nan, dtype=np.float64)
+    values: np.ndarray = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return values
+
+
+def _genre_matrix(genres: pd.Series) -> np.ndarray:
+    """One-hot rows (GENRES order) of each movie's genre list."""
+    out = np.zeros((len(genres), len(GENRES)), dtype=np.float32)
+    for i, gs in enumerate(genres.to_numpy()):
+        if gs is None or (isinstance(gs, float) and np.isnan(gs)):
+            continue
+        for g in gs:
+            j = GENRE_INDEX.get(str(g).lower())
+            if j is not None:
+                out[i, j] = 1.0
+    return out
+
+
+def _affinity_matrix(affinity: pd.Series) -> np.ndarray:
+    """Rows of user genre affinity (zeros when unknown)."""
+    out = np.zeros((len(affinity), len(GENRES)), dtype=np.float32)
+    for i, a in enumerate(affinity.to_numpy()):
+        if a is not None and not (isinstance(a, float) and np.isnan(a)) and len(a) == len(GENRES):
+            out[i] = np.asarray(a, dtype=np.float32)
+    return out
+
+
+def model_matrix(df: pd.DataFrame, now_s: float | np.ndarray) -> np.ndarray:
+    """The float32 matrix (rows of `df`, FEATURE_COLUMNS) for the ranker; `now_s` is the as-of time in unix seconds."""
+    n = len(df)
+    now = np.broadcast_to(np.asarray(now_s, dtype=np.float64), (n,))
+    cols = [_col(df, c) for c in RAW_NUMERIC + CANDIDATE_COLUMNS]
+
+    last_active = _col(df, "user_watch_stats__last_active_ts")
+    created = _col(df, "user_profile__account_created_ts")
+    year = _col(df, "movie_metadata__year")
+    genres = (
+        _genre_matrix(df["movie_metadata__genres"])
+        if "movie_metadata__genres" in df
+        else np.zeros((n, len(GENRES)), np.float32)
+    )
+    affinity = (
+        _affinity_matrix(df["user_watch_stats__genre_affinity"])
+        if "user_watch_stats__genre_affinity" in df
+        else np.zeros((n, len(GENRES)), np.float32)
+    )
+    n_genres = genres.sum(axis=1)
+    overlap = (genres * affinity).sum(axis=1)
+    known = (n_genres > 0) & (affinity.sum(axis=1) > 0)
+    genre_match = np.where(known, overlap / np.maximum(n_genres, 1), np.nan)
+    genre_max = np.where(known, (genres * affinity).max(axis=1), np.nan)
+    # A movie whose genres the user never watches, while the user watches plenty: a soft dislike.
+    genre_dislike = np.where(known, (overlap == 0).astype(np.float64), np.nan)
+    plays_24h, plays_7d = _col(df, "movie_popularity__plays_24h"), _col(df, "movie_popularity__plays_7d")
+    trend = np.where(plays_7d > 0, plays_24h * 7.0 / np.maximum(plays_7d, 1.0), np.nan)
+    now_year = 1970.0 + now / (365.2425 * _SECONDS_PER_DAY)
+    derived = [
+        (now - last_active) / _SECONDS_PER_DAY,
+        (now - created) / _SECONDS_PER_DAY,
+        now_year - year,
+        genre_match,
+        genre_max,
+        genre_dislike,
+        trend,
+    ]
+    return np.column_stack(cols + derived).astype(np.float32)
