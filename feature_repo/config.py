@@ -24,6 +24,14 @@ VAR_DIR_ENV = "RECSYS_VAR_DIR"
 """Local-state root; the same variable `recsys.settings` reads. The registry is `<var>/feast/registry.db`."""
 REDIS_ENV = "RECSYS_FEAST_REDIS"
 """Feast's Redis connection string, `host:port,db=N[,password=...]`."""
+DEFINITION_MODULES = (
+    "feature_repo.entities",
+    "feature_repo.data_sources",
+    "feature_repo.user_features",
+    "feature_repo.movie_features",
+    "feature_repo.feature_services",
+)
+"""The definition modules, in dependency order (what `feast apply` finds, as package modules)."""
 EVENT_TIMESTAMP = "event_timestamp"
 """Column holding when a feature row became true (UTC, microseconds)."""
 CREATED = "created"
@@ -94,6 +102,41 @@ def open_store(root: Path, redis_url: str) -> FeatureStore:
 
     registry_path(root).parent.mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(REPO_DIR), config=load_config(root, redis_url))
+
+
+def definitions(root: Path) -> list[Any]:
+    """Every Feast object of the repo with offline paths under `root`, for `FeatureStore.apply` from code.
+
+    data_sources.py fixes its paths when first imported; a process that imported it for another
+    var dir (a test session, a CLI that opened the demo first) would otherwise register those
+    paths. So the modules are (re)loaded with `RECSYS_VAR_DIR` set to `root` for the duration.
+    """
+    import importlib
+    import sys
+
+    from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import DataSource
+
+    before = os.environ.get(VAR_DIR_ENV)
+    os.environ[VAR_DIR_ENV] = str(root.expanduser().resolve())
+    try:
+        modules = [
+            importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+            for name in DEFINITION_MODULES
+        ]
+    finally:
+        if before is None:
+            del os.environ[VAR_DIR_ENV]
+        else:
+            os.environ[VAR_DIR_ENV] = before
+    objects: list[Any] = []
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, Entity | DataSource | FeatureView | FeatureService) and not any(
+                value is o for o in objects
+            ):
+                objects.append(value)
+    return objects
 
 
 def arrow_schema(view: FeatureView) -> Any:

@@ -228,6 +228,22 @@ def test_cli_apply_registered_every_object(repo: Repo) -> None:
     assert source.path == str(config.offline_dir("user_watch_stats", repo.var) / "*.parquet")
 
 
+def test_python_api_apply_of_the_same_definitions_changes_nothing(repo: Repo) -> None:
+    # Code applies through config.definitions(var): same objects as the CLI found, same paths.
+    before = repo.store.registry.to_dict(project="recsys")
+    t0 = time.perf_counter()
+    repo.store.apply(config.definitions(repo.var))
+    print(f"FeatureStore.apply (warm process): {time.perf_counter() - t0:.2f} s")
+    after = repo.store.registry.to_dict(project="recsys")
+    for kind in ("entities", "dataSources", "featureViews", "featureServices"):
+        assert sorted(o["spec"]["name"] if "spec" in o else o["name"] for o in after[kind]) == sorted(
+            o["spec"]["name"] if "spec" in o else o["name"] for o in before[kind]
+        ), kind
+    source = repo.store.get_data_source("movie_metadata_source")
+    assert isinstance(source, FileSource)
+    assert source.path == str(config.offline_dir("movie_metadata", repo.var) / "*.parquet")
+
+
 def test_historical_features_keep_every_row_and_never_leak(repo: Repo) -> None:
     store = repo.store
     entity_df = pd.DataFrame(

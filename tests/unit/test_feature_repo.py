@@ -109,7 +109,7 @@ def test_every_view_has_a_push_source_over_an_absolute_parquet_glob() -> None:
         assert (batch.timestamp_field, batch.created_timestamp_column) == ("event_timestamp", "created")
         path = Path(batch.path)
         assert path.is_absolute(), batch.path
-        assert path == config.offline_dir(name) / "*.parquet"
+        assert path.name == "*.parquet"
         assert path.parent.parts[-3:] == ("offline", "features", name)
         assert getattr(data_sources, f"{name}_source") is batch
         assert getattr(data_sources, f"{name}_push_source") is push
@@ -131,6 +131,26 @@ def test_genre_affinity_length_is_documented_against_the_genre_vocabulary() -> N
     assert len(GENRES) == 19
     field = next(f for f in user_features.user_watch_stats.features if f.name == "genre_affinity")
     assert "GENRES" in field.description
+
+
+def test_definitions_are_rebuilt_for_another_var_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RECSYS_VAR_DIR", str(tmp_path / "first"))
+    config.definitions(tmp_path / "first")
+    objects = config.definitions(tmp_path / "second")  # modules already loaded for "first"
+    sources = [o for o in objects if isinstance(o, FileSource)]
+    assert len(sources) == 6
+    assert all(Path(s.path).parent.parent.parent.parent == tmp_path / "second" for s in sources)
+    views = [o for o in objects if isinstance(o, FeatureView)]
+    assert all(v.batch_source in sources for v in views)  # the views use the rebuilt sources
+    assert {type(o).__name__ for o in objects} == {
+        "Entity",
+        "FileSource",
+        "PushSource",
+        "FeatureView",
+        "FeatureService",
+    }
+    assert len(objects) == 2 + 6 + 6 + 6 + 2
+    assert os.environ["RECSYS_VAR_DIR"] == str(tmp_path / "first")  # restored
 
 
 def test_feast_imports_only_definition_files() -> None:
