@@ -15,9 +15,9 @@ def build_worker(settings: IngestSettings, online: bool = True, enrich: bool = T
     movies: MovieLookup | None = None
     users: UserLookup | None = None
     if enrich and settings.enrich:
-        from ingestion.enrichment import EnrichmentConfig, MetadataClient
+        from ingestion.enrichment import MetadataClient
 
-        client = MetadataClient(EnrichmentConfig(base_url=settings.meta_url))
+        client = MetadataClient(settings.enrichment.model_copy(update={"base_url": settings.meta_url}))
         movies, users = client.get_movies, client.get_users
     return IngestWorker(settings, online=writer, movies=movies, users=users)
 

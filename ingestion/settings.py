@@ -8,11 +8,13 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingestion.enrichment import EnrichmentConfig
+
 
 class IngestSettings(BaseSettings):
     """How `recsys ingest` consumes, lands and pushes."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_INGEST_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RECSYS_INGEST_", extra="ignore", env_nested_delimiter="__")
 
     var_dir: Path = Field(Path("var"), validation_alias="RECSYS_VAR_DIR", description="Root of local state.")
     group_id: str = Field("recsys-ingest", description="Kafka consumer group of the ingestion workers.")
@@ -42,6 +44,10 @@ class IngestSettings(BaseSettings):
     )
     meta_url: str = Field(
         "http://127.0.0.1:8080", validation_alias="RECSYS_SIM_API_URL", description="Metadata API base URL."
+    )
+    enrichment: EnrichmentConfig = Field(
+        default_factory=EnrichmentConfig,
+        description="Metadata client knobs, e.g. RECSYS_INGEST_ENRICHMENT__TIMEOUT_S (base_url comes from meta_url).",
     )
 
     @property
