@@ -39,15 +39,21 @@ TopicOpt = Annotated[str | None, typer.Option(help="Kafka topic (default: settin
 
 
 def _settings(**updates: Any) -> SimSettings:
-    """Settings from the environment with the CLI's explicit options on top."""
-    s = get_sim_settings()
+    """Settings from the environment with the CLI's explicit options on top; bad values exit with a message."""
+    from pydantic import ValidationError
+
+    from simulator.drift import load_drifts
+
     drifts = updates.pop("drifts_file", None)
     values = {k: v for k, v in updates.items() if v is not None}
-    if drifts is not None:
-        from simulator.drift import load_drifts
-
-        values["drifts"] = load_drifts(drifts)
-    return SimSettings.model_validate({**s.model_dump(), **values}) if values else s
+    try:
+        s = get_sim_settings()
+        if drifts is not None:
+            values["drifts"] = load_drifts(drifts)
+        return SimSettings.model_validate({**s.model_dump(), **values}) if values else s
+    except (ValidationError, ValueError, OSError) as exc:  # a bad file or value, not a bug: no traceback
+        console.print(f"[red]invalid settings: {exc}[/red]")
+        raise typer.Exit(2) from exc
 
 
 def _parse_time(text: str | None) -> int | None:

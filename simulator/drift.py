@@ -13,7 +13,21 @@ from typing import Annotated, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from simulator.catalog import Catalog
+from simulator.users import GENDERS, Population
+from simulator.vocab import GENRE_NAMES, OCCUPATIONS
+
+
+def _known_genre(name: str) -> str:
+    if name not in GENRE_NAMES:
+        raise ValueError(f"unknown genre {name!r}; known: {', '.join(GENRE_NAMES)}")
+    return name
+
+
+GenreName = Annotated[str, AfterValidator(_known_genre)]
+"""A genre name of the catalogue ('Horror', 'Science Fiction', ...)."""
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -42,7 +56,7 @@ class GenreSurge(_Drift):
     """Movies of `genre` draw `factor` times more of the users' own choices (a trend, not a taste change)."""
 
     kind: Literal["genre_surge"] = "genre_surge"
-    genre: str = Field(description="Genre name as in the catalogue, e.g. 'Horror'.")
+    genre: GenreName = Field(description="Genre name as in the catalogue, e.g. 'Horror'.")
     factor: float = Field(3.0, gt=0, description="Multiplier on the genre's share of choices.")
 
 
@@ -50,7 +64,7 @@ class TasteShift(_Drift):
     """Users of a segment like `genre` more (delta > 0) or less: the ground truth itself changes."""
 
     kind: Literal["taste_shift"] = "taste_shift"
-    genre: str = Field(description="Genre whose weight shifts.")
+    genre: GenreName = Field(description="Genre whose weight shifts.")
     delta: float = Field(1.5, description="Added to the segment's genre weight (weights are ~N(0,1)).")
     min_age: int = Field(0, ge=0, description="Youngest age in the segment.")
     max_age: int = Field(200, ge=0, description="Oldest age in the segment.")
@@ -107,20 +121,24 @@ class DriftSchedule:
     def __init__(
         self,
         drifts: list[GenreSurge | TasteShift | SchemaChange],
-        genre_names: tuple[str, ...],
         movie_genres: NDArray[np.bool_],
         demographics: tuple[NDArray[np.integer], NDArray[np.str_], NDArray[np.str_]] | None = None,
     ) -> None:
-        self._genre_index = {name: i for i, name in enumerate(genre_names)}
-        for d in drifts:
-            if isinstance(d, GenreSurge | TasteShift) and d.genre not in self._genre_index:
-                raise ValueError(
-                    f"unknown genre {d.genre!r} in drift {d.kind}; known: {', '.join(genre_names)}"
-                )
+        self._genre_index = {name: i for i, name in enumerate(GENRE_NAMES)}
         self.drifts = drifts
         self._movie_genres = movie_genres
         self._demographics = demographics
+        """(age, gender, occupation) per user, for taste-shift segments."""
         self._segments: dict[int, NDArray[np.bool_]] = {}
+
+    @classmethod
+    def for_world(
+        cls, drifts: list[GenreSurge | TasteShift | SchemaChange], catalog: Catalog, population: Population
+    ) -> DriftSchedule:
+        """The schedule of `drifts` over a world's catalogue and users."""
+        gender = np.asarray(GENDERS)[population.gender]
+        occupation = np.asarray(OCCUPATIONS)[population.occupation]
+        return cls(drifts, catalog.genres, (population.age, gender, occupation))
 
     def choice_boost(self, ts_ns: int) -> NDArray[np.float32] | None:
         """Per movie, the log-factor added to choice scores by active genre surges (None: no surge)."""

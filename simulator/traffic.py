@@ -26,8 +26,6 @@ from simulator.frontend import FrontEnd
 from simulator.recommend import RecommendClient
 from simulator.settings import SimSettings
 from simulator.timeline import ACCOUNT, RATE, REC, WATCH, Timeline, make_lines
-from simulator.users import GENDERS
-from simulator.vocab import GENRE_NAMES, OCCUPATIONS
 from simulator.world import World
 
 Mode = Literal["open", "closed"]
@@ -87,8 +85,7 @@ class Traffic:
         c, p = world.catalog, world.population
         self.n_users = len(p)
         self.slugs = c.slug
-        demographics = (p.age, np.asarray(GENDERS)[p.gender], np.asarray(OCCUPATIONS)[p.occupation])
-        schedule = DriftSchedule(list(settings.drifts), GENRE_NAMES, c.genres, demographics)
+        schedule = DriftSchedule.for_world(list(settings.drifts), c, p)
         self.behaviour = Behaviour(
             world.affinity_model(), schedule, runtime=c.runtime, popularity=c.popularity,
             movie_genres=c.genres, activity=p.activity,

@@ -21,8 +21,6 @@ from simulator.affinity import AffinityModel, expected_rating
 from simulator.drift import DriftSchedule
 from simulator.settings import SimSettings, get_sim_settings
 from simulator.store import load_world
-from simulator.users import GENDERS
-from simulator.vocab import GENRE_NAMES, OCCUPATIONS
 from simulator.world import World
 
 
@@ -36,8 +34,7 @@ class Truth:
         self.movie_ids: list[str] = c.slug
         """Column order of every matrix returned."""
         self._model: AffinityModel = world.affinity_model()
-        demographics = (p.age, np.asarray(GENDERS)[p.gender], np.asarray(OCCUPATIONS)[p.occupation])
-        self._schedule = DriftSchedule(list(s.drifts), GENRE_NAMES, c.genres, demographics)
+        self._schedule = DriftSchedule.for_world(list(s.drifts), c, p)
 
     @classmethod
     def load(cls, settings: SimSettings | None = None) -> Truth:
