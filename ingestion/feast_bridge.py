@@ -38,7 +38,9 @@ def open_feature_store(var: Path, redis_url: str, apply: bool = True) -> Any:
     objects = definitions(var)
     _seed_empty_views(objects, var)
     if apply:
-        wanted = {o.name: getattr(o.batch_source, "path", None) for o in objects if isinstance(o, FeatureView)}
+        wanted = {
+            o.name: getattr(o.batch_source, "path", None) for o in objects if isinstance(o, FeatureView)
+        }
         try:
             have = {fv.name: getattr(fv.batch_source, "path", None) for fv in store.list_feature_views()}
         except Exception:  # no registry yet
