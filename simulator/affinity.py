@@ -5,7 +5,7 @@
              + quality_bias[u] * quality[m]          (how much quality matters to u)
              + 0.15 * pop_bias[u] * pop_z[m]          (a little bandwagon liking)
 
-Roughly N(0, 1.3) over all pairs; > 1 is a movie the user clearly likes. The full
+About N(0.4, 1.4) over all pairs; > 1 is a movie the user clearly likes. The full
 users x movies matrix (1M x 20K) is never built: callers pass a batch of users (and optionally
 a subset of movies), and a taste shift drift arrives as a per-user change of genre weights.
 """

@@ -38,8 +38,6 @@ class RecOutcome:
     items: tuple[str, ...]
     error: str | None
     response_ms: int
-    sent_ns: int
-    """Wall-clock time the call was sent (ns since the epoch)."""
 
 
 @lru_cache(maxsize=64)
@@ -96,7 +94,6 @@ class RecommendClient:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
         async with sem:
-            sent_ns = time.time_ns()
             t0 = time.perf_counter()
             status, error = 0, None
             items: tuple[str, ...] = ()
@@ -122,7 +119,7 @@ class RecommendClient:
             except httpx.HTTPError as exc:
                 error = f"java.io.IOException: {type(exc).__name__}: {_one_line(str(exc))}"
             ms = round((time.perf_counter() - t0) * 1000)
-            return RecOutcome(status, items, error, ms, sent_ns)
+            return RecOutcome(status, items, error, ms)
 
     async def _batch(self, user_ids: list[int], delays_s: list[float]) -> list[RecOutcome]:
         if self._client is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import time
 from io import BufferedIOBase
@@ -84,7 +85,7 @@ class FileSink:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         name = time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
         path = self.out_dir / f"{self.prefix}-{name}.log{'.gz' if self.compress else ''}"
-        # Level 1: five times faster than the default and only ~15% larger on log lines.
+        # Level 1: ~3x faster than the default level 6 on these lines, files ~30% larger.
         # The handle lives across write() calls, so no `with`; close() and _open() release it.
         fh: BufferedIOBase = gzip.GzipFile(path, "ab", compresslevel=1) if self.compress else path.open("ab")
         self._fh, self._day = fh, day
@@ -94,15 +95,9 @@ class FileSink:
     def write(self, lines: list[str], users: list[int], emit_ns: list[int]) -> None:
         """Append lines to the file of their day."""
         start = 0
-        while start < len(lines):
+        while start < len(lines):  # lines come in time order: split them at midnights
             day = emit_ns[start] // (86_400 * SEC)
-            end = start
-            limit = (day + 1) * 86_400 * SEC
-            if emit_ns[-1] < limit:
-                end = len(lines)
-            else:
-                while end < len(lines) and emit_ns[end] < limit:
-                    end += 1
+            end = bisect.bisect_left(emit_ns, (day + 1) * 86_400 * SEC, lo=start)
             fh = self._fh if day == self._day and self._fh is not None else self._open(day)
             fh.write(("\n".join(lines[start:end]) + "\n").encode("utf-8"))
             start = end
