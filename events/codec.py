@@ -255,11 +255,19 @@ def _parse_recommendation(request: str, ts_ns: int, user_id: int, digits: int) -
     )
 
 
+# Formatting the same second over and over dominates `format_line`: remember the last one.
+_LAST_SECOND: list[object] = [-1, ""]
+
+
 def format_time(ts_ns: int, digits: int = 0) -> str:
     """`YYYY-MM-DDTHH:MM:SS[.f...]` for nanoseconds since the epoch, with `digits` fraction digits."""
     secs, nanos = divmod(ts_ns, 1_000_000_000)
-    t = _time.gmtime(secs)
-    base = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    if _LAST_SECOND[0] == secs:
+        base = str(_LAST_SECOND[1])
+    else:
+        t = _time.gmtime(secs)
+        base = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        _LAST_SECOND[0], _LAST_SECOND[1] = secs, base
     if digits <= 0:
         return base
     return f"{base}.{nanos // _POW10[digits]:0{digits}d}"
