@@ -36,6 +36,7 @@ $(CODEC_SO) &: $(CODEC_SRC) $(VENV)/.installed
 	rm -f events/*.so
 	mkdir -p build
 	for src in $(CODEC_SRC); do $(BIN)/mypyc $$src > build/mypyc.log || exit 1; done
+	sha256sum $(CODEC_SRC) > events/.compiled-sources
 
 install: $(VENV)/.installed $(CODEC_SO)  ## Create the virtualenv from the lock file and compile the codec.
 
@@ -63,4 +64,4 @@ stop:  ## Stop every service the local stack started.
 	-$(RECSYS) stack down
 
 clean: stop  ## Remove the virtualenv, local state and build products.
-	rm -rf $(VENV) var build events/*.so
+	rm -rf $(VENV) var build events/*.so events/.compiled-sources
