@@ -1,0 +1,1 @@
+"""Ranking: training sets, candidate generators, shared feature transforms, LambdaRank, evaluation, model registry."""

@@ -1,0 +1,122 @@
+"""The model registry against a real `mlflow server` over HTTP, with artifacts proxied by the server.
+
+What the SQLite unit tests cannot show: the server's own checks (a version's source must lie
+inside its run's artifacts), `mlflow-artifacts:` URIs for upload and download, and that
+nothing in the registry assumes a local file store. The server takes ~40 s to start here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ranking.provenance import Provenance, data_snapshot
+from ranking.registry import CHAMPION, COST20, META_FILE, MODEL_FILE, NDCG20, P99_MS, ModelRegistry
+from ranking.settings import RankSettings
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A tracking server on a free port with its own SQLite store and artifact folder; stopped afterwards."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    argv = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    argv += [
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "art"),
+    ]
+    log = (root / "server.log").open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError as exc:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}"
+                    ) from exc
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's own session: uvicorn and its worker
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_register_promote_rollback_download_over_http(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 3))
+    booster = lgb.train(
+        {"objective": "regression", "num_leaves": 4, "num_threads": 1, "verbosity": -1},
+        lgb.Dataset(x, x[:, 0]),
+        num_boost_round=3,
+    )
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    booster.save_model(str(model_dir / MODEL_FILE))
+    (model_dir / META_FILE).write_text(json.dumps({"features": ["a", "b", "c"]}))
+    provenance = Provenance.collect(
+        Path(__file__).parent, "ranker_v1", tmp_path / "none.db", data_snapshot({}, tmp_path)
+    )
+
+    monkeypatch.setenv("RECSYS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("RECSYS_MLFLOW_TRACKING_URI", server)
+    settings = RankSettings()
+    assert settings.artifact_root is None  # the server decides where artifacts go
+    registry = ModelRegistry.open(settings)
+    for ndcg in (0.30, 0.32, 0.20):
+        info = registry.register(model_dir, provenance, {NDCG20: ndcg, COST20: 1.0, P99_MS: 3.0})
+    assert info.source.startswith("mlflow-artifacts:")
+
+    assert registry.promote(1).accepted and registry.promote(2).accepted
+    refused = registry.promote(3)
+    assert not refused.accepted and NDCG20 in refused.reason
+    assert registry.rollback().to_version == 1
+    champion = registry.resolve(CHAMPION)
+    assert champion is not None and champion.version == 1
+    assert champion.tags["git_commit"] == provenance.git_commit
+
+    local = registry.download(CHAMPION)
+    assert (local / MODEL_FILE).read_bytes() == (model_dir / MODEL_FILE).read_bytes()
+    assert registry.load_provenance(2) == provenance
