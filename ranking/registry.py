@@ -445,11 +445,20 @@ class ModelRegistry:
             )
         return self._version(int(mv.version), read_run=True)
 
-    def set_challenger(self, ref: int | str) -> ModelVersionInfo:
-        """Point `challenger` at a version (not the champion: an experiment needs two arms)."""
+    def set_challenger(
+        self, ref: int | str, smoke_test: Callable[[Path], None] | None = smoke_test
+    ) -> ModelVersionInfo:
+        """Point `challenger` at a version that passes the smoke test (serving loads it too) and is not champion."""
         info = self.show(ref)
         if self.aliases().get(CHAMPION) == info.version:
             raise AliasConflictError(f"v{info.version} is the champion; a challenger must be another version")
+        if smoke_test is not None:
+            try:
+                smoke_test(self.download(info.version))
+            except (RegistryUnavailableError, ModelArtifactError):
+                raise
+            except Exception as exc:
+                raise SmokeTestError(f"v{info.version} cannot be challenger: {exc}") from exc
         with _mlflow_errors(f"setting {CHALLENGER} to v{info.version}"):
             self.client.set_registered_model_alias(self.name, CHALLENGER, str(info.version))
         return info

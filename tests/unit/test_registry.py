@@ -293,7 +293,10 @@ def test_gates(candidate: dict[str, float], champion: dict[str, float] | None, f
 def test_challenger_alias(registry: ModelRegistry, models: dict[str, Path], provenance: Provenance) -> None:
     for m in (metrics(), metrics(ndcg20=0.31)):
         registry.register(models["good"], provenance, m)
+    registry.register(models["narrow"], provenance, metrics())
     registry.promote(1)
+    with pytest.raises(SmokeTestError, match="expects 5 features"):
+        registry.set_challenger(3)  # serving loads the challenger too
     assert registry.set_challenger("v2").version == 2
     assert registry.resolve(CHALLENGER).version == 2  # type: ignore[union-attr]
     with pytest.raises(AliasConflictError, match="champion"):
