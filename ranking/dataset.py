@@ -94,7 +94,8 @@ def candidates(
         gens.popularity.recommend(users, k_pop, exclude=gens.seen),
         gens.als.recommend(users, k_als, exclude=gens.seen),
     ]
-    return merge_candidates(frames, k_total, exclude=gens.seen)
+    # `sources` fixes the rank/score columns even when a generator proposes nothing.
+    return merge_candidates(frames, k_total, exclude=gens.seen, sources=["pop", "als"])
 
 
 @dataclass

@@ -48,7 +48,9 @@ class RankerMeta:
     features: list[str] = field(default_factory=lambda: list(FEATURE_COLUMNS))
     feature_service: str = FEATURE_SERVICE
     cost_scale: float = 1.0
-    default_lambda: float = 0.0
+    default_lambda: float | None = 0.0
+    """λ applied when the caller gives none (None only between training and the λ sweep)."""
+    """λ applied when the caller gives none (None only while training, before the sweep chose it)."""
     params: dict[str, Any] = field(default_factory=dict)
     trained_at: float = field(default_factory=time.time)
 
@@ -109,7 +111,7 @@ class Ranker:
         self, scores: npt.NDArray[np.float64], cost: npt.NDArray[np.float64], lam: float | None
     ) -> npt.NDArray[np.float64]:
         """Scores minus λ · cost / cost_scale (unknown cost counts as the median: no bonus for missing data)."""
-        lam = self.meta.default_lambda if lam is None else lam
+        lam = (self.meta.default_lambda or 0.0) if lam is None else lam
         c = np.where(np.isfinite(cost), cost, self.meta.cost_scale)
         result: npt.NDArray[np.float64] = scores - lam * c / self.meta.cost_scale
         return result

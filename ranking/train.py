@@ -38,7 +38,7 @@ from ranking.interactions import load_movies, load_ratings, load_sessions
 from ranking.ranker import MODEL_FILE, Ranker, RankerParams
 from ranking.transforms import FEATURE_SERVICE
 
-LAMBDAS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
+LAMBDAS = [0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0]
 """Cost-penalty weights swept on the validation cut-off."""
 
 
@@ -114,6 +114,119 @@ def _markdown(
     return "\n".join(lines)
 
 
+@dataclass
+class PreparedSets:
+    """Example sets of every cut-off plus what evaluation needs."""
+
+    splits: list[Any]
+    sets: dict[str, ExampleSet]
+    truth: dict[str, pd.DataFrame]
+    gens_test: Any
+    cost: pd.Series
+    n_items: int
+    seconds: float
+
+
+def prepare(
+    var: Path, store: Any, max_users: int | None = None, progress: Any = print, only: set[str] | None = None
+) -> PreparedSets:
+    """Read the offline store, plan cut-offs and build the example sets (all, or just the named splits)."""
+    offline = var / "offline"
+    t0 = time.perf_counter()
+    sessions, ratings, movies = load_sessions(offline), load_ratings(offline), load_movies(offline)
+    runtime = dict(zip(movies[C.ITEM], movies["runtime"].astype("float64"), strict=True))
+    cost = pd.Series(movies[C.COST].to_numpy(dtype=np.float64), index=movies[C.ITEM]).dropna()
+    splits = plan_splits(sessions)
+    progress(f"{len(sessions):,} sessions, {len(ratings):,} ratings, {len(movies):,} movies; cut-offs: "
+             + ", ".join(f"{s.name}@{s.cutoff:%m-%d %H:%M}" for s in splits))  # fmt: skip
+    sets: dict[str, ExampleSet] = {}
+    truths: dict[str, pd.DataFrame] = {}
+    gens_test = None
+    for split in splits:
+        if only is not None and split.name not in only:
+            continue
+        ex, gens, truth = build_split(split, sessions, ratings, runtime, store, max_users=max_users)
+        sets[split.name], truths[split.name] = ex, truth
+        progress(
+            f"  {split.name}: {len(ex.groups):,} users, {len(ex.y):,} rows, {int((ex.y > 0).sum()):,} positives"
+        )
+        if split.name == "test":
+            gens_test = gens
+    return PreparedSets(splits, sets, truths, gens_test, cost, max(1, len(movies)), time.perf_counter() - t0)
+
+
+def compare(
+    prep: PreparedSets,
+    rankers: dict[str, Ranker],
+    report_dir: Path,
+    oracle: OracleFn | None = None,
+    train_seconds: dict[str, float] | None = None,
+    sizes: dict[str, int] | None = None,
+) -> tuple[list[ModelScores], float, str]:
+    """Score baselines, each ranker (λ=0 and its default λ) and the oracle on test; sweep λ for the first ranker.
+
+    Writes model_comparison.md/.json and lambda_tradeoff.png; returns (scores, default λ of the first ranker, selected).
+    """
+    test, valid = prep.sets["test"], prep.sets["valid"]
+    truth_test, truth_valid = prep.truth["test"], prep.truth["valid"]
+    users = np.asarray(sorted(set(test.frame[C.USER])), dtype=np.int64)
+    oracle_recs = oracle(users, prep.gens_test.seen, K) if oracle is not None else None
+    if oracle_recs is not None:
+        # Every model is judged on the users the ground truth knows, so shares of the oracle compare like with like.
+        users = np.asarray(sorted(set(oracle_recs[C.USER])), dtype=np.int64)
+    truth_eval = truth_test[truth_test[C.USER].isin(users)]
+    cost, n_items = prep.cost, prep.n_items
+    scores = [
+        score_lists("popularity", generator_lists(prep.gens_test, users, "pop"), truth_eval, n_items, cost),
+        score_lists("als", generator_lists(prep.gens_test, users, "als"), truth_eval, n_items, cost),
+    ]
+    first = next(iter(rankers))
+    sweep_valid = lambda_sweep(rankers[first], valid, truth_valid, cost, LAMBDAS)
+    chosen = choose_lambda(sweep_valid)
+    sweep_test = lambda_sweep(rankers[first], test, truth_test, cost, LAMBDAS)
+    for name, ranker in rankers.items():
+        lam = chosen if name == first and ranker.meta.default_lambda is None else ranker.meta.default_lambda
+        p50, p99 = request_latency_ms(ranker, test, lam)
+        extra = {"train_seconds": (train_seconds or {}).get(name, float("nan")), "p50_ms": p50, "p99_ms": p99,
+                 "size_bytes": (sizes or {}).get(name, 0)}  # fmt: skip
+        scores.append(
+            score_lists(f"{name} (λ=0)", model_lists(ranker, test, 0.0), truth_eval, n_items, cost, **extra)
+        )
+        scores.append(
+            score_lists(
+                f"{name} (λ={lam:g})", model_lists(ranker, test, lam), truth_eval, n_items, cost, **extra
+            )
+        )
+    if oracle_recs is not None:
+        scores.append(score_lists("oracle", oracle_recs, truth_eval, n_items, cost))
+        best = scores[-1].ndcg20
+        for s in scores:
+            s.share_of_oracle = s.ndcg20 / best if best > 0 else float("nan")
+    selected = select(scores)
+    rows = {f"{k}_rows": len(v.y) for k, v in prep.sets.items()} | {"test_users": len(users)}
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _plot_tradeoff(sweep_valid, sweep_test, chosen, report_dir / "lambda_tradeoff.png")
+    (report_dir / "model_comparison.md").write_text(_markdown(scores, chosen, selected, rows, prep.splits))
+    (report_dir / "model_comparison.json").write_text(
+        json.dumps(
+            {
+                "scores": [s.as_dict() for s in scores],
+                "selected": selected,
+                "selection_rule": SELECTION_RULE,
+                "chosen_lambda": chosen,
+                "lambda_sweep_valid": sweep_valid.to_dict(orient="records"),
+                "lambda_sweep_test": sweep_test.to_dict(orient="records"),
+                "splits": [{"name": s.name, "cutoff": str(s.cutoff), "end": str(s.end)} for s in prep.splits],
+                "rows": rows,
+                "feature_service": FEATURE_SERVICE,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    return scores, chosen, selected
+
+
 def train_and_evaluate(
     var: Path,
     store: Any,
@@ -125,91 +238,29 @@ def train_and_evaluate(
     progress: Any = print,
 ) -> TrainResult:
     """Build the sets, train, sweep λ, compare on test; write the model to `out_dir` and reports to `report_dir`."""
-    offline = var / "offline"
-    t = {"start": time.perf_counter()}
-    sessions, ratings, movies = load_sessions(offline), load_ratings(offline), load_movies(offline)
-    runtime = dict(zip(movies[C.ITEM], movies["runtime"].astype("float64"), strict=True))
-    cost = pd.Series(movies[C.COST].to_numpy(dtype=np.float64), index=movies[C.ITEM]).dropna()
-    splits = plan_splits(sessions)
-    progress(f"{len(sessions):,} sessions, {len(ratings):,} ratings, {len(movies):,} movies; cut-offs: "
-             + ", ".join(f"{s.name}@{s.cutoff:%m-%d %H:%M}" for s in splits))  # fmt: skip
-    sets: dict[str, ExampleSet] = {}
-    truth_test = pd.DataFrame()
-    gens_test = None
-    for split in splits:
-        ex, gens, truth = build_split(split, sessions, ratings, runtime, store, max_users=max_users)
-        sets[split.name] = ex
-        progress(
-            f"  {split.name}: {len(ex.groups):,} users, {len(ex.y):,} rows, {int((ex.y > 0).sum()):,} positives"
-        )
-        if split.name == "test":
-            truth_test, gens_test = truth, gens
-        if split.name == "valid":
-            truth_valid = truth
-    t["sets"] = time.perf_counter()
-    train = ExampleSet.concat([sets[s.name] for s in splits if s.name.startswith("train")])
-    valid, test = sets["valid"], sets["test"]
-    cost_scale = float(cost.median()) if len(cost) else 1.0
+    prep = prepare(var, store, max_users, progress)
+    train = ExampleSet.concat([prep.sets[s.name] for s in prep.splits if s.name.startswith("train")])
+    valid = prep.sets["valid"]
+    t0 = time.perf_counter()
+    cost_scale = float(prep.cost.median()) if len(prep.cost) else 1.0
     ranker = Ranker.train(
         train.x, train.y, train.groups, cost_scale, params, (valid.x, valid.y, valid.groups)
     )
-    t["train"] = time.perf_counter()
-    train_s = t["train"] - t["sets"]
-
-    sweep_valid = lambda_sweep(ranker, valid, truth_valid, cost, LAMBDAS)
-    chosen = choose_lambda(sweep_valid)
-    ranker.meta.default_lambda = chosen
-    sweep_test = lambda_sweep(ranker, test, truth_test, cost, LAMBDAS)
-    model_dir = ranker.save(out_dir)
-
-    assert gens_test is not None
-    users = np.asarray(sorted(set(test.frame[C.USER])), dtype=np.int64)
-    truth_eval = truth_test[truth_test[C.USER].isin(users)]
-    n_items = max(1, len(movies))
-    p50, p99 = request_latency_ms(ranker, test, chosen)
-    size = (model_dir / MODEL_FILE).stat().st_size
-    scores = [
-        score_lists("popularity", generator_lists(gens_test, users, "pop"), truth_eval, n_items, cost),
-        score_lists("als", generator_lists(gens_test, users, "als"), truth_eval, n_items, cost),
-        score_lists("lambdarank (λ=0)", model_lists(ranker, test, 0.0), truth_eval, n_items, cost,
-                    train_seconds=train_s, p50_ms=p50, p99_ms=p99, size_bytes=size),
-        score_lists(f"lambdarank (λ={chosen:g})", model_lists(ranker, test, chosen), truth_eval, n_items, cost,
-                    train_seconds=train_s, p50_ms=p50, p99_ms=p99, size_bytes=size),
-    ]  # fmt: skip
-    if oracle is not None:
-        oracle_recs = oracle(users, gens_test.seen, K)
-        scores.append(score_lists("oracle", oracle_recs, truth_eval, n_items, cost))
-        best = scores[-1].ndcg20
-        for s in scores:
-            s.share_of_oracle = s.ndcg20 / best if best > 0 else float("nan")
-    selected = select(scores)
-    rows = {
-        "train_rows": len(train.y),
-        "train_groups": len(train.groups),
-        "valid_rows": len(valid.y),
-        "test_rows": len(test.y),
-        "test_users": len(users),
-    }
-    report_dir.mkdir(parents=True, exist_ok=True)
-    _plot_tradeoff(sweep_valid, sweep_test, chosen, report_dir / "lambda_tradeoff.png")
-    (report_dir / "model_comparison.md").write_text(_markdown(scores, chosen, selected, rows, splits))
-    (report_dir / "model_comparison.json").write_text(
-        json.dumps(
-            {
-                "scores": [s.as_dict() for s in scores],
-                "selected": selected,
-                "selection_rule": SELECTION_RULE,
-                "chosen_lambda": chosen,
-                "lambda_sweep_valid": sweep_valid.to_dict(orient="records"),
-                "lambda_sweep_test": sweep_test.to_dict(orient="records"),
-                "splits": [{"name": s.name, "cutoff": str(s.cutoff), "end": str(s.end)} for s in splits],
-                "rows": rows,
-                "feature_service": FEATURE_SERVICE,
-            },
-            indent=2,
-            default=str,
-        )
+    train_s = time.perf_counter() - t0
+    ranker.meta.default_lambda = None  # chosen by the sweep inside compare()
+    t1 = time.perf_counter()
+    model_dir = out_dir
+    scores, chosen, selected = compare(
+        prep, {"lambdarank": ranker}, report_dir, oracle, {"lambdarank": train_s}
     )
-    t["eval"] = time.perf_counter()
-    seconds = {"trainset": t["sets"] - t["start"], "train": train_s, "evaluate": t["eval"] - t["train"]}
+    ranker.meta.default_lambda = chosen
+    ranker.save(model_dir)
+    size = (model_dir / MODEL_FILE).stat().st_size
+    for s in scores:
+        if s.model.startswith("lambdarank"):
+            s.size_bytes = size
+    rows = {"train_rows": len(train.y), "train_groups": len(train.groups)} | {
+        f"{k}_rows": len(v.y) for k, v in prep.sets.items() if not k.startswith("train")
+    }
+    seconds = {"trainset": prep.seconds, "train": train_s, "evaluate": time.perf_counter() - t1}
     return TrainResult(model_dir, report_dir, scores, chosen, selected, rows, seconds)

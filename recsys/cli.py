@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ingestion.cli import ingest as ingest_command
+from ranking.cli_models import app as models_app
 from recsys.cli_events import app as events_app
 from recsys.cli_stack import app as stack_app
 from simulator.cli import app as simulate_app
@@ -27,6 +28,9 @@ app.add_typer(
     help="The simulated streaming service: world, metadata API, traffic, history.",
 )
 app.command(name="ingest")(ingest_command)
+app.add_typer(
+    models_app, name="models", help="The model registry: list, show, promote, roll back, set challenger."
+)
 
 
 @app.command()
@@ -48,6 +52,36 @@ def replay(
     )
     if stats.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    report_dir: Path = typer.Option(Path("reports"), help="Where the comparison report and the λ plot go."),
+    register: bool = typer.Option(
+        True, help="Register the model in MLflow (challenger, or champion if none)."
+    ),
+) -> None:
+    """Build leakage-safe training sets, train LambdaRank, sweep λ, compare with baselines, register the version."""
+    from recsys.settings import get_settings
+    from recsys.training import run_training
+
+    s = get_settings()
+    result, info = run_training(s.var, s.redis_url, report_dir, register=register, progress=typer.echo)
+    typer.echo((report_dir / "model_comparison.md").read_text())
+    typer.echo(f"model: {result.model_dir}; report: {report_dir}; version: {info.version if info else '-'}")
+
+
+@app.command()
+def evaluate(
+    report_dir: Path = typer.Option(Path("reports"), help="Where the comparison report and the λ plot go."),
+) -> None:
+    """Compare the registered champion and challenger with popularity, ALS and the oracle on the current data."""
+    from recsys.settings import get_settings
+    from recsys.training import run_evaluation
+
+    s = get_settings()
+    run_evaluation(s.var, s.redis_url, report_dir, progress=typer.echo)
+    typer.echo((report_dir / "model_comparison.md").read_text())
 
 
 @app.command()
@@ -74,7 +108,7 @@ def config(
 
 @app.command()
 def demo(
-    users: int = typer.Option(2_000, help="Users in the demo world."),
+    users: int = typer.Option(1_000, help="Users in the demo world."),
     movies: int = typer.Option(500, help="Movies in the demo catalogue."),
 ) -> None:
     """Run the whole loop at demo scale on the local stack and print where to look."""

@@ -18,8 +18,8 @@ class DemoContext:
 
     users: int
     movies: int
-    days: float = 2.0
-    sessions_per_hour: float = 150.0
+    days: float = 4.0
+    sessions_per_hour: float = 300.0
     seed: int = 7
     lines_produced: int = 0
     facts: dict[str, str] = field(default_factory=dict)

@@ -12,6 +12,7 @@ SETTINGS_CLASSES = (
     "recsys.settings:StackSettings",
     "simulator.settings:SimSettings",
     "ingestion.settings:IngestSettings",
+    "ranking.settings:RankSettings",
 )
 """Each package's settings class, as `module:Class`."""
 

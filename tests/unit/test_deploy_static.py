@@ -103,8 +103,6 @@ PENDING_COMMANDS: dict[str, str] = {
 PENDING_ENV: dict[str, str] = {
     # Bearer token of the API's admin routes (Alertmanager's webhook uses it too).
     "RECSYS_ADMIN_TOKEN": "issue 6 (serving)",
-    # MLflow backend of the model registry.
-    "RECSYS_MLFLOW_TRACKING_URI": "issue 5 (ranking: model registry)",
 }
 """RECSYS_* variables compose sets that no settings class reads yet, and the issue that adds them."""
 
