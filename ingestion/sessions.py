@@ -1,6 +1,7 @@
 """Watch sessions folded from raw watch minutes with DuckDB: one row per (user, movie) viewing.
 
-A session is a run of a user's minutes of one movie with no gap longer than the session gap.
+A session is a run of a user's minutes of one movie with no gap longer than the session gap
+(keyed by user and movie, so interleaved movies of one user stay whole sessions).
 It belongs to the UTC date it started on. Each date is recomputed from the raw minutes of
 that date and the day before (sessions cross midnight) and replaces its file atomically, so
 the job is idempotent and can run as often as wanted.
@@ -62,12 +63,12 @@ def sessionize(layout: OfflineLayout, dates: list[str], gap_s: int = 1800) -> di
                 WITH w AS (
                     SELECT DISTINCT user_id, movie_id, minute, ts, epoch_ns(ts) AS t FROM read_parquet([{files}])
                 ), flagged AS (
-                    SELECT *, CASE WHEN lag(movie_id) OVER u IS DISTINCT FROM movie_id
+                    SELECT *, CASE WHEN lag(t) OVER u IS NULL
                                      OR t - lag(t) OVER u > {int(gap_s) * 1_000_000_000}
                                    THEN 1 ELSE 0 END AS new_session
-                    FROM w WINDOW u AS (PARTITION BY user_id ORDER BY ts, minute)
+                    FROM w WINDOW u AS (PARTITION BY user_id, movie_id ORDER BY ts, minute)
                 ), numbered AS (
-                    SELECT *, sum(new_session) OVER (PARTITION BY user_id ORDER BY ts, minute
+                    SELECT *, sum(new_session) OVER (PARTITION BY user_id, movie_id ORDER BY ts, minute
                                                      ROWS UNBOUNDED PRECEDING) AS sid
                     FROM flagged
                 )

@@ -49,8 +49,9 @@ def save(root: Path, topic: str, partition: int, next_offset: int, state: UserSt
             "sday_vals": pa.array([d[1] for d in sdays], pa.list_(_I64)),
             "last_ts_ns": pa.array([a.last_ts_ns for a in aggs], _I64),
             "last_watch_ts_ns": pa.array([a.last_watch_ts_ns for a in aggs], _I64),
-            "last_movie": pa.array([a.last_movie for a in aggs], pa.string()),
-            "last_minute": pa.array([a.last_minute for a in aggs], _I64),
+            "open_movies": pa.array([list(a.open_movies) for a in aggs], pa.list_(pa.string())),
+            "open_ts": pa.array([[v[0] for v in a.open_movies.values()] for a in aggs], pa.list_(_I64)),
+            "open_minute": pa.array([[v[1] for v in a.open_movies.values()] for a in aggs], pa.list_(_I64)),
             "recent": pa.array([a.recent for a in aggs], pa.list_(pa.string())),
             "genre_minutes": pa.array([a.genre_minutes for a in aggs], pa.list_(pa.float64())),
             "rating_count": pa.array([a.rating_count for a in aggs], _I64),
@@ -92,8 +93,12 @@ def load(path: Path, state: UserState) -> None:
             day_sessions=dict(zip(cols["sday_keys"][i], cols["sday_vals"][i], strict=True)),
             last_ts_ns=cols["last_ts_ns"][i],
             last_watch_ts_ns=cols["last_watch_ts_ns"][i],
-            last_movie=cols["last_movie"][i],
-            last_minute=cols["last_minute"][i],
+            open_movies={
+                m: (t, mi)
+                for m, t, mi in zip(
+                    cols["open_movies"][i], cols["open_ts"][i], cols["open_minute"][i], strict=True
+                )
+            },
             recent=list(cols["recent"][i]),
             genre_minutes=list(cols["genre_minutes"][i]),
             rating_count=cols["rating_count"][i],

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from events.metadata import GENRES
 
 NS_PER_S = 1_000_000_000
+_OPEN_MAX = 16
+"""Movies per user whose session may still be running (bounds state per user)."""
 HOUR_NS = 3600 * NS_PER_S
 DAY_NS = 24 * HOUR_NS
 N_GENRES = len(GENRES)
@@ -34,8 +36,8 @@ class UserAgg:
     day_sessions: dict[int, int] = field(default_factory=dict)
     last_ts_ns: int = 0
     last_watch_ts_ns: int = 0
-    last_movie: str = ""
-    last_minute: int = -1
+    open_movies: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per movie watched lately: (time, minute) of its last line; sessions are per (user, movie)."""
     recent: list[str] = field(default_factory=list)
     genre_minutes: list[float] = field(default_factory=lambda: [0.0] * N_GENRES)
     rating_count: int = 0
@@ -67,11 +69,17 @@ class UserState:
         return agg
 
     def watch(self, ts_ns: int, user_id: int, movie_id: str, minute: int) -> None:
-        """One minute watched; a new movie or a gap longer than the session gap starts a session."""
+        """One minute watched; a movie not watched within the session gap starts a session.
+
+        Sessions are keyed by (user, movie), not by the user's last movie, so a stream that
+        interleaves two movies of one user (two screens, or zapping) does not split both into
+        one-minute sessions.
+        """
         agg = self._get(user_id)
-        if movie_id == agg.last_movie and minute == agg.last_minute:
+        last = agg.open_movies.get(movie_id)
+        if last is not None and last[1] == minute:
             return  # a duplicated line: count the minute once
-        new_session = movie_id != agg.last_movie or abs(ts_ns - agg.last_watch_ts_ns) > self._gap_ns
+        new_session = last is None or abs(ts_ns - last[0]) > self._gap_ns
         hour, day = ts_ns // HOUR_NS, ts_ns // DAY_NS
         agg.minutes_total += 1
         agg.hour_minutes[hour] = agg.hour_minutes.get(hour, 0) + 1
@@ -90,7 +98,11 @@ class UserState:
             share = 1.0 / len(genres)
             for g in genres:
                 agg.genre_minutes[g] += share
-        agg.last_movie, agg.last_minute = movie_id, minute
+        agg.open_movies[movie_id] = (max(ts_ns, last[0]) if last else ts_ns, minute)
+        if len(agg.open_movies) > _OPEN_MAX:
+            # Forget the movie watched longest ago: its session is long over.
+            oldest = min(agg.open_movies, key=lambda m: agg.open_movies[m][0])
+            del agg.open_movies[oldest]
         agg.last_watch_ts_ns = max(agg.last_watch_ts_ns, ts_ns)
         agg.touch(ts_ns)
 

@@ -1,0 +1,62 @@
+"""User aggregates of the ingestion worker: sessions per (user, movie), duplicates, windows, snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingestion import snapshots
+from ingestion.state import DAY_NS, HOUR_NS, UserState, genre_affinity, window_features
+
+MIN = 60 * 10**9
+T0 = 1_795_600_000 * 10**9
+
+
+def _state() -> UserState:
+    return UserState(lambda m: (0,) if m.startswith("a") else (1, 2), recent_max=3, session_gap_s=1800)
+
+
+def test_interleaved_movies_are_two_sessions_not_many() -> None:
+    s = _state()
+    for i in range(10):
+        s.watch(T0 + i * MIN, 1, "a+2000", i)
+        s.watch(T0 + i * MIN + 1, 1, "b+2001", i)
+    agg = s.users[1]
+    assert agg.sessions_total == 2 and agg.minutes_total == 20
+    assert agg.recent == ["b+2001", "a+2000"]
+
+
+def test_gap_starts_a_new_session_and_duplicates_count_once() -> None:
+    s = _state()
+    s.watch(T0, 1, "a+2000", 0)
+    s.watch(T0, 1, "a+2000", 0)  # duplicated line
+    s.watch(T0 + 31 * MIN, 1, "a+2000", 1)
+    agg = s.users[1]
+    assert agg.minutes_total == 2 and agg.sessions_total == 2
+    _, plays = s.drain()
+    assert [p[2] for p in plays] == ["a+2000", "a+2000"]
+
+
+def test_windows_and_genre_shares() -> None:
+    s = _state()
+    s.watch(T0 - 3 * DAY_NS, 1, "b+2001", 0)
+    s.watch(T0 - 2 * HOUR_NS, 1, "a+2000", 0)
+    s.watch(T0, 1, "a+2000", 1)
+    m1, m7, c7 = window_features(s.users[1])
+    assert (m1, m7, c7) == (2.0, 3.0, 3)  # the 2 h gap splits "a" into two sessions
+    shares = genre_affinity(s.users[1])
+    assert shares[0] == pytest.approx(2 / 3) and shares[1] == pytest.approx(1 / 6)
+
+
+def test_snapshot_round_trip_restores_identical_state(tmp_path: Path) -> None:
+    s = _state()
+    for i in range(5):
+        s.watch(T0 + i * MIN, 7, "a+2000", i)
+    s.rate(T0, 7, 4)
+    s.account(T0 - DAY_NS, 7)
+    snapshots.save(tmp_path, "movielog", 0, 42, s)
+    again = _state()
+    snapshots.load(snapshots.latest(tmp_path, "movielog", 0, 42)[1], again)  # type: ignore[index]
+    assert again.users == s.users
+    assert snapshots.latest(tmp_path, "movielog", 0, 41) is None
