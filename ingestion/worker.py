@@ -105,6 +105,7 @@ class IngestWorker:
         self.snapshot_every_s = 30.0
         self._last_movie_job = 0.0
         self._last_lag = 0.0
+        self._assigned_at = 0.0
         self._push_failed_since_ok = False
         self.freshness_samples: list[float] = []
         """Seconds from a line's Kafka timestamp to its user's features being online (benchmarks read it)."""
@@ -130,6 +131,7 @@ class IngestWorker:
             # Replay from the snapshot (or the beginning) to rebuild state; land from `resume` on.
             tp.offset = snap[0] if snap is not None else OFFSET_BEGINNING
         consumer.assign(partitions)
+        self._assigned_at = time.monotonic()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -173,6 +175,7 @@ class IngestWorker:
         self._producer = make_producer(self.kafka)
         self._consumer.subscribe([self.s.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._stopping = False
+        self._assigned_at = 0.0
         started = last_msg = self._last_movie_job = time.monotonic()
         try:
             while not self._stopping:
@@ -195,7 +198,15 @@ class IngestWorker:
                     self._update_lag()
                 if self.s.movie_job and now - self._last_movie_job > self.s.movie_refresh_s:
                     self.refresh_movies()
-                if idle_exit_s is not None and now - last_msg > idle_exit_s and not self.pending_push_count():
+                # Idle counts only once partitions are assigned: a fresh broker's group coordinator
+                # can take seconds to load, and that is not an empty topic.
+                idle_since = max(last_msg, self._assigned_at)
+                if (
+                    idle_exit_s is not None
+                    and self._assigned_at > 0
+                    and now - idle_since > idle_exit_s
+                    and not self.pending_push_count()
+                ):
                     break
                 if max_seconds is not None and now - started > max_seconds:
                     break
