@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ranking import columns as C  # noqa: N812 (the Recommenders idiom)
+from ranking.candidates import recall_at_k as candidate_recall_at_k
 from ranking.dataset import ExampleSet, build_split, plan_splits
 from ranking.evaluate import (
     SELECTION_RULE,
@@ -203,10 +204,22 @@ def compare(
         for s in scores:
             s.share_of_oracle = s.ndcg20 / best if best > 0 else float("nan")
     selected = select(scores)
+    cands = test.frame[test.frame[C.USER].isin(users)]
+    candidate_recall = {
+        "merged": candidate_recall_at_k(cands, truth_eval),
+        "pop": candidate_recall_at_k(generator_lists(prep.gens_test, users, "pop", 100), truth_eval),
+        "als": candidate_recall_at_k(generator_lists(prep.gens_test, users, "als", 100), truth_eval),
+    }
     rows = {f"{k}_rows": len(v.y) for k, v in prep.sets.items()} | {"test_users": len(users)}
     report_dir.mkdir(parents=True, exist_ok=True)
     _plot_tradeoff(sweep_valid, sweep_test, chosen, report_dir / "lambda_tradeoff.png")
-    (report_dir / "model_comparison.md").write_text(_markdown(scores, chosen, selected, rows, prep.splits))
+    md = _markdown(scores, chosen, selected, rows, prep.splits)
+    md += (
+        f"\nCandidate recall (share of held-out positives the ranker could surface): merged set of "
+        f"{int(cands.groupby(C.USER).size().max()) if len(cands) else 0} per user {candidate_recall['merged']:.3f}; "
+        f"popularity top 100 {candidate_recall['pop']:.3f}; ALS top 100 {candidate_recall['als']:.3f}.\n"
+    )
+    (report_dir / "model_comparison.md").write_text(md)
     (report_dir / "model_comparison.json").write_text(
         json.dumps(
             {
@@ -218,6 +231,7 @@ def compare(
                 "lambda_sweep_test": sweep_test.to_dict(orient="records"),
                 "splits": [{"name": s.name, "cutoff": str(s.cutoff), "end": str(s.end)} for s in prep.splits],
                 "rows": rows,
+                "candidate_recall": candidate_recall,
                 "feature_service": FEATURE_SERVICE,
             },
             indent=2,
