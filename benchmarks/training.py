@@ -1,0 +1,790 @@
+"""Training at full scale: time and peak RSS of building the training set, training LambdaRank and evaluating.
+
+Streaming ~10M watch sessions (~700M minute lines) through Kafka and the ingestion workers is
+out of reach on a 2-core machine, so this benchmark writes the offline store *directly*, in
+the layout and schemas ingestion writes, from the simulator's world and behaviour model,
+vectorised with NumPy (a child process; its time and peak RSS are reported apart, not part
+of the targets):
+
+1. World: `simulator.world.generate_world(users, movies, seed)`, stored with `save_world`
+   under `<var>/sim` (the oracle reads the ground truth from there).
+2. Watch sessions over `--days` days, open loop as `simulator.traffic` runs it: who watches
+   is drawn in proportion to the users' `activity` (`Behaviour.pick_users`), the movie is the
+   user's own choice from a popularity/genre/random consideration set by softmax on true
+   affinity (`Behaviour.own_choice`), minutes watched and the resume point come from
+   `Behaviour.watch`, ratings (`rating_share` x (0.5 + share watched) of sessions, stars
+   around the expected rating) from `Behaviour.rate`. Start times are uniform over the span;
+   the first minute comes 5-90 s after the start (browsing), one minute line per minute, a
+   rating 10-300 s after the last minute. Written as `offline/sessions/date=D/sessions.parquet`
+   (what `ingestion.sessions` derives from the minute lines; the minute lines themselves are
+   not written), `offline/raw/play/date=D/` (one row at each session's first minute, as the
+   worker lands them) and `offline/raw/rate/date=D/` (Kafka partition = user id mod 4 and
+   offsets numbered per partition in time order stand in for the broker's).
+3. Feature tables under `offline/features/<view>/`, schemas from `feature_repo.config.arrow_schema`:
+   the movie views by `ingestion.movie_features.movie_rows` + `write_rows` (the hourly
+   event-time grid, metadata from the simulator's public movie records as `MovieMeta`); the
+   user views on a daily grid of event time: one row per user and day with an event, stamped
+   at the user's last event of that day (session end or rating, as `UserAgg.last_ts_ns`) and
+   holding exactly the sessions that *ended* and the ratings given at or before that stamp
+   (point in time by construction), with `ingestion.state` semantics: 1 d window = the 24
+   hour buckets up to the stamp's hour, 7 d = the 7 day buckets, each minute counted in the
+   bucket of its own time; counts are sessions (started in the window / in total); recent ids
+   are up to 50 distinct movies, most recent first (ordered by session end; folded from the
+   user's last 64 sessions, the rows where that could cut a list short are counted);
+   genre affinity = minutes x 1/len(genres) per genre, as shares. `user_profile` holds one row
+   per user, stamped at their first minute watched, with the world's public demographics
+   (`account_created_ts` null: every account predates the history, as for users whose
+   `create_account` line came before the stream).
+
+Then, in this process, each timed separately under a 50 ms peak-RSS sampler: `prepare`
+(offline store -> cut-offs -> candidates -> Feast point-in-time features; `--max-users`
+users per cut-off, drawn by `build_split` uniformly without replacement, seed 7, among the
+users with history before the cut-off and activity in its label window), `Ranker.train` on
+the train cut-offs with early stopping on valid, and `compare` (baselines, the λ sweep,
+LambdaRank at λ=0 and at the chosen λ, the simulator's oracle). Where `prepare` spends its
+time is reported per stage (`trainset_breakdown_seconds`, wrappers that only time).
+The default of 1,000 users per cut-off is what the current Feast join allows within the
+memory target at full scale: the point-in-time join fans every (user, movie) row out to all
+hourly `movie_popularity` rows of its movie inside the 30-day TTL before de-duplicating
+(measured at 14 days: ~40 KB and ~0.4 ms per row); raise it when that join gets cheaper.
+Targets on this 2-core machine: training set <= 5 min, training <= 10 min, peak RSS <= 12 GB.
+Run one benchmark at a time, after a small run (Redis must be up: `recsys stack up`):
+
+    flock /tmp/recsys-bench.lock .venv/bin/python benchmarks/training.py --users 50000 --movies 2000 \\
+        --sessions 300000 --out /tmp/training-small.json
+    flock /tmp/recsys-bench.lock .venv/bin/python benchmarks/training.py
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS thread: implicit's ALS runs its own threads and warns (and slows) otherwise.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import Progress
+
+# Scripts in this folder are named like the packages they measure (simulator.py, ingestion.py);
+# run as a script, the folder would come first on the import path and shadow those packages
+# (which are therefore imported inside the functions).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+REPO = _HERE.parent
+RESULTS = _HERE / "results" / "training.json"
+PLOT = _HERE / "results" / "training_lambda_tradeoff.png"
+REDIS_URL = "redis://127.0.0.1:6379/7"
+TARGETS = {"trainset_seconds": 300.0, "train_seconds": 600.0, "peak_rss_mb": 12_288.0}
+START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+"""First instant of the simulated history."""
+NS, MIN_NS, HOUR_NS, DAY_NS = 10**9, 60 * 10**9, 3_600 * 10**9, 86_400 * 10**9
+SESSION_CHUNK = 20_000
+"""Sessions drawn per step: own_choice builds (chunk x 192 x 35) float32 arrays, ~0.5 GB at this size."""
+USER_BLOCK = 100_000
+"""Users whose feature rows are folded at once (bounds the memory of the list and cumulative arrays)."""
+RECENT_MAX, RECENT_WINDOW = 50, 64
+PARTITIONS = 4
+GENERATED = "_bench_generated.json"
+I64 = npt.NDArray[np.int64]
+
+console = Console()
+
+
+# --- peak RSS ------------------------------------------------------------------------------------
+
+
+class PeakRss:
+    """Samples this process's RSS every 50 ms; `mark()` starts a new phase and returns the last phase's peak."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self.phase_peak = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._proc = psutil.Process()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = self._proc.memory_info().rss
+            with self._lock:
+                self.peak = max(self.peak, rss)
+                self.phase_peak = max(self.phase_peak, rss)
+            time.sleep(0.05)
+
+    def mark(self) -> float:
+        """Peak RSS (MB) since the previous mark; the next phase starts at the current RSS."""
+        rss = self._proc.memory_info().rss
+        with self._lock:
+            peak = max(self.phase_peak, rss)
+            self.peak = max(self.peak, peak)
+            self.phase_peak = rss
+        return peak / 2**20
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _log(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}", highlight=False)
+
+
+@contextmanager
+def step_timer(seconds: dict[str, float]) -> Iterator[None]:
+    """Accumulate the time `prepare` spends in each stage (wrappers that only time; restored on exit)."""
+    import ranking.dataset as ds
+    import ranking.train as tr
+
+    targets: list[tuple[str, Any, str]] = [
+        ("load", tr, "load_sessions"), ("load", tr, "load_ratings"), ("load", tr, "load_movies"),
+        ("history", ds, "history"), ("popularity_fit", ds.PopularityGenerator, "fit"),
+        ("als_fit", ds.ALSGenerator, "fit"), ("seen_items", ds, "seen_items"), ("labels", ds, "labels"),
+        ("candidates", ds, "candidates"), ("feast_join", ds, "join_features"), ("model_matrix", ds, "model_matrix"),
+    ]  # fmt: skip
+
+    def timed(step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[step] = seconds.get(step, 0.0) + time.perf_counter() - t
+
+        return call
+
+    # Class attributes through __dict__: the plain function, so restoring leaves the class as it was.
+    saved = [(owner, name, vars(owner)[name]) for _, owner, name in targets]
+    try:
+        for step, owner, name in targets:
+            setattr(owner, name, timed(step, vars(owner)[name]))
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+# --- generation: sessions and raw tables ----------------------------------------------------------
+
+
+def _ts(ns: I64) -> pa.Array:
+    return pa.array(ns, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
+
+
+def _slugs(slugs: pa.Array, idx: npt.NDArray[np.integer[Any]]) -> pa.Array:
+    return pc.take(slugs, pa.array(idx, pa.int32()))
+
+
+def _by_date(ns: I64) -> dict[str, I64]:
+    """Row indices per UTC date of `ns`."""
+    day = ns // DAY_NS
+    out = {}
+    for d in np.unique(day).tolist():
+        out[(dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=d)).date().isoformat()] = (
+            np.flatnonzero(day == d)
+        )
+    return out
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
+
+
+def simulate_sessions(
+    world: Any, n_sessions: int, days: float, seed: int, rating_share: float
+) -> dict[str, Any]:
+    """Sessions (user id, movie index, first minute, minutes, first-minute ns) and ratings, drawn in chunks."""
+    from simulator.behaviour import Behaviour
+    from simulator.drift import DriftSchedule
+
+    c, p = world.catalog, world.population
+    behaviour = Behaviour(
+        world.affinity_model(), DriftSchedule.for_world([], c, p), runtime=c.runtime, popularity=c.popularity,
+        movie_genres=c.genres, activity=p.activity,
+    )  # fmt: skip
+    t0, span = int(START.timestamp()) * NS, int(days * DAY_NS)
+    parts: dict[str, list[Any]] = {k: [] for k in ("user", "movie", "first", "minutes", "start", "rated", "stars",
+                                                   "rate_ts")}  # fmt: skip
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("sessions", total=n_sessions)
+        for i, lo in enumerate(range(0, n_sessions, SESSION_CHUNK)):
+            n = min(SESSION_CHUNK, n_sessions - lo)
+            rng = np.random.default_rng([seed, 17, i])
+            users = behaviour.pick_users(rng, n, len(p))
+            start = t0 + (rng.random(n) * span).astype(np.int64)
+            movie, aff = behaviour.own_choice(rng, users, t0)
+            first, minutes, share = behaviour.watch(rng, movie, aff)
+            rates, stars = behaviour.rate(rng, aff, share, rating_share)
+            watch_start = start + ((5 + rng.random(n) * 85) * NS).astype(np.int64)
+            rate_ts = watch_start + minutes * MIN_NS + ((10 + rng.random(n) * 290) * NS).astype(np.int64)
+            for key, value in (("user", users + 1), ("movie", movie.astype(np.int32)), ("first", first),
+                               ("minutes", minutes), ("start", watch_start), ("rated", rates),
+                               ("stars", stars.astype(np.int8)), ("rate_ts", rate_ts)):  # fmt: skip
+                parts[key].append(value)
+            bar.advance(task, n)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def write_raw(offline: Path, s: dict[str, Any], slugs: pa.Array) -> int:
+    """sessions/, raw/play/ and raw/rate/ files per UTC date; returns the number of ratings."""
+    start, minutes = s["start"], s["minutes"]
+    end = start + (minutes - 1) * MIN_NS
+    for date, day_rows in _by_date(start).items():
+        # ingestion.sessions orders a date's sessions by user, then start.
+        idx = day_rows[np.lexsort((start[day_rows], s["user"][day_rows]))]
+        first = s["first"][idx]
+        table = pa.table({
+            "user_id": pa.array(s["user"][idx], pa.int64()), "movie_id": _slugs(slugs, s["movie"][idx]),
+            "first_minute": pa.array(first, pa.int32()),
+            "last_minute": pa.array(first + minutes[idx] - 1, pa.int32()),
+            "minutes_watched": pa.array(minutes[idx], pa.int32()),
+            "start_ts": _ts(start[idx]), "end_ts": _ts(end[idx]),
+        })  # fmt: skip
+        _write(table, offline / "sessions" / f"date={date}" / "sessions.parquet")
+        order = idx[np.argsort(start[idx], kind="stable")]
+        play = pa.table({"ts": _ts(start[order]), "user_id": pa.array(s["user"][order], pa.int64()),
+                         "movie_id": _slugs(slugs, s["movie"][order])})  # fmt: skip
+        _write(play, offline / "raw" / "play" / f"date={date}" / "movielog-bench.parquet")
+    r = np.flatnonzero(s["rated"])
+    r = r[np.argsort(s["rate_ts"][r], kind="stable")]
+    part = (s["user"][r] % PARTITIONS).astype(np.int32)
+    offset = np.empty(len(r), np.int64)
+    for k in range(PARTITIONS):
+        sel = part == k
+        offset[sel] = np.arange(int(sel.sum()))
+    for date, idx in _by_date(s["rate_ts"][r]).items():
+        rows = r[idx]
+        table = pa.table({
+            "ts": _ts(s["rate_ts"][rows]), "user_id": pa.array(s["user"][rows], pa.int64()),
+            "movie_id": _slugs(slugs, s["movie"][rows]), "rating": pa.array(s["stars"][rows], pa.int8()),
+            "kafka_partition": pa.array(part[idx], pa.int32()), "kafka_offset": pa.array(offset[idx], pa.int64()),
+        })  # fmt: skip
+        _write(table, offline / "raw" / "rate" / f"date={date}" / "movielog-bench.parquet")
+    return len(r)
+
+
+# --- generation: user feature views ---------------------------------------------------------------
+
+
+def _expand(lo: I64, hi: I64) -> tuple[I64, I64]:
+    """(row, index) for every index in [lo[row], hi[row]) — ranges flattened without a Python loop."""
+    n = np.maximum(hi - lo, 0)
+    rows = np.repeat(np.arange(len(lo)), n)
+    return rows, lo[rows] + np.arange(len(rows)) - np.repeat(np.cumsum(n) - n, n)
+
+
+def user_rows(
+    block: dict[str, Any], ratings: dict[str, Any], genre_share: np.ndarray, max_minutes: int
+) -> dict[str, Any]:
+    """Feature columns of one block of users on the daily grid (see the module docstring).
+
+    `block`: sessions sorted by (user, end) with user/movie/minutes/start/end; `ratings`:
+    sorted by (user, ts) with user/ts/stars. Times are ns; per-user searches use one sorted
+    key per row, user * span + microseconds since the base, so a user's rows never see another's.
+    """
+    users, end, start, minutes, movie = (
+        block["user"],
+        block["end"],
+        block["start"],
+        block["minutes"],
+        block["movie"],
+    )
+    base_user = int(users.min())
+    base_ns = int(start.min()) - DAY_NS
+    span = int((max(int(end.max()), int(ratings["ts"].max(initial=0))) - base_ns) // 1000 + 1)
+
+    def key(u: I64, ns: I64) -> I64:
+        return (u - base_user) * span + np.clip(ns - base_ns, 0, None) // 1000
+
+    s_key, r_key = key(users, end), key(ratings["user"], ratings["ts"])
+    # Grid rows: each (user, day) with a session end or a rating, stamped at the last of them.
+    ev_u = np.concatenate([users, ratings["user"]])
+    ev_t = np.concatenate([end, ratings["ts"]])
+    order = np.lexsort((ev_t, ev_u))
+    ev_u, ev_t = ev_u[order], ev_t[order]
+    day = ev_t // DAY_NS
+    last = np.r_[(ev_u[1:] != ev_u[:-1]) | (day[1:] != day[:-1]), True]
+    row_u, row_t = ev_u[last], ev_t[last]
+    row_key = key(row_u, row_t)
+    k = np.searchsorted(s_key, row_key, side="right")
+    s0 = np.searchsorted(s_key, key(row_u, np.full(len(row_u), base_ns)), side="left")
+    cum_min = np.r_[0, np.cumsum(minutes, dtype=np.int64)]
+
+    def window(w0: I64) -> tuple[I64, I64]:
+        """(minutes with their own time >= w0, sessions started >= w0) among sessions ended by the stamp."""
+        a = np.minimum(np.maximum(np.searchsorted(s_key, key(row_u, w0), side="left"), s0), k)
+        # Only sessions ending within one runtime after w0 can have started before it.
+        c = np.clip(np.searchsorted(s_key, key(row_u, w0 + max_minutes * MIN_NS), side="right"), a, k)
+        rows, idx = _expand(a, c)
+        before = np.clip(-((start[idx] - w0[rows]) // MIN_NS), 0, minutes[idx])  # ceil((w0 - start) / 1 min)
+        mins = cum_min[k] - cum_min[a] - np.bincount(rows, before, len(a)).astype(np.int64)
+        count = (k - a) - np.bincount(rows, (start[idx] < w0[rows]).astype(np.float64), len(a)).astype(
+            np.int64
+        )
+        return mins, count
+
+    min_1d, _ = window((row_t // HOUR_NS - 23) * HOUR_NS)
+    min_7d, count_7d = window((row_t // DAY_NS - 6) * DAY_NS)
+
+    # Recent movies: the last RECENT_WINDOW sessions, most recent first, first occurrence of each movie kept.
+    j = np.arange(RECENT_WINDOW)
+    idx = k[:, None] - 1 - j[None, :]
+    valid = idx >= s0[:, None]
+    mv = np.where(valid, movie[np.maximum(idx, 0)], np.iinfo(np.int32).max).astype(np.int64)
+    srt = np.argsort(mv * RECENT_WINDOW + j[None, :], axis=1)
+    mv_sorted = np.take_along_axis(mv, srt, axis=1)
+    dup_sorted = np.c_[np.zeros(len(mv), bool), mv_sorted[:, 1:] == mv_sorted[:, :-1]]
+    dup = np.empty_like(dup_sorted)
+    np.put_along_axis(dup, srt, dup_sorted, axis=1)
+    keep = valid & ~dup
+    keep &= np.cumsum(keep, axis=1) <= RECENT_MAX
+    recent_len = keep.sum(axis=1)
+    # Rows whose list may be cut short: more sessions than the window and fewer than 50 distinct in it.
+    short = int(np.sum(((k - s0) > RECENT_WINDOW) & (recent_len < RECENT_MAX)))
+
+    # Genre affinity: minutes x 1/len(genres) per genre, summed over the sessions ended by the stamp.
+    cum_g = np.zeros((len(users) + 1, genre_share.shape[1]), np.float64)
+    np.cumsum(genre_share[movie] * minutes[:, None], axis=0, out=cum_g[1:])
+    g = cum_g[k] - cum_g[s0]
+    total = g.sum(axis=1, keepdims=True)
+    affinity = np.where(total > 0, g / np.where(total > 0, total, 1.0), 0.0).astype(np.float32)
+
+    rk = np.searchsorted(r_key, row_key, side="right")
+    r0 = np.searchsorted(r_key, key(row_u, np.full(len(row_u), base_ns)), side="left")
+    cum_stars = np.r_[0, np.cumsum(ratings["stars"], dtype=np.int64)]
+    first_start = np.minimum.reduceat(start, np.flatnonzero(np.r_[True, users[1:] != users[:-1]]))
+    return {
+        "row_user": row_u, "row_ts": row_t, "min_1d": min_1d, "min_7d": min_7d, "count_7d": count_7d,
+        "count_total": k - s0, "recent_flat": mv[keep], "recent_len": recent_len, "affinity": affinity,
+        "rating_count": rk - r0, "rating_sum": cum_stars[rk] - cum_stars[r0], "short_lists": short,
+        "profile_user": np.unique(users), "profile_ts": first_start,
+    }  # fmt: skip
+
+
+def _us(ns: I64) -> pa.Array:
+    return pa.array(ns // 1000, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+
+
+def user_tables(
+    f: dict[str, Any], slugs: pa.Array, world: Any, created_ns: int, views: dict[str, Any]
+) -> dict[str, pa.Table]:
+    """The block's rows of user_watch_stats, user_rating_stats and user_profile, in the views' Arrow schemas."""
+    from feature_repo.config import arrow_schema
+    from simulator.users import GENDERS
+    from simulator.vocab import OCCUPATIONS
+
+    n = len(f["row_user"])
+    created = _us(np.full(n, created_ns, np.int64))
+    offsets = pa.array(np.r_[0, np.cumsum(f["recent_len"])].astype(np.int32))
+    n_genres = f["affinity"].shape[1]
+    watch = {
+        "user_id": pa.array(f["row_user"], pa.int64()),
+        "watch_minutes_1d": pa.array(f["min_1d"].astype(np.float32)),
+        "watch_minutes_7d": pa.array(f["min_7d"].astype(np.float32)),
+        "watch_count_7d": pa.array(f["count_7d"], pa.int64()),
+        "watch_count_total": pa.array(f["count_total"], pa.int64()),
+        "last_active_ts": pa.array(f["row_ts"] // NS, pa.int64()),
+        "recent_movie_ids": pa.ListArray.from_arrays(offsets, _slugs(slugs, f["recent_flat"])),
+        "genre_affinity": pa.ListArray.from_arrays(
+            pa.array(np.arange(0, (n + 1) * n_genres, n_genres, dtype=np.int32)),
+            pa.array(f["affinity"].ravel()),
+        ),
+        "event_timestamp": _us(f["row_ts"]),
+        "created": created,
+    }
+    rated = f["rating_count"] > 0
+    rating = {
+        "user_id": pa.array(f["row_user"][rated], pa.int64()),
+        "rating_count": pa.array(f["rating_count"][rated], pa.int64()),
+        "rating_mean": pa.array((f["rating_sum"][rated] / f["rating_count"][rated]).astype(np.float32)),
+        "event_timestamp": _us(f["row_ts"][rated]),
+        "created": created.slice(0, int(rated.sum())),
+    }
+    pu = f["profile_user"]
+    p = world.population
+    profile = {
+        "user_id": pa.array(pu, pa.int64()),
+        "age": pa.array(p.age[pu - 1].astype(np.int64)),
+        "gender": pc.take(pa.array(GENDERS), pa.array(p.gender[pu - 1].astype(np.int32))),
+        "occupation": pc.take(pa.array(OCCUPATIONS), pa.array(p.occupation[pu - 1].astype(np.int32))),
+        "account_created_ts": pa.nulls(len(pu), pa.int64()),
+        "event_timestamp": _us(f["profile_ts"]),
+        "created": _us(np.full(len(pu), created_ns, np.int64)),
+    }
+    out = {}
+    for name, cols in (("user_watch_stats", watch), ("user_rating_stats", rating), ("user_profile", profile)):
+        schema = arrow_schema(views[name])
+        out[name] = pa.table({fld.name: cols[fld.name] for fld in schema}).cast(schema)
+    return out
+
+
+def write_user_features(offline: Path, s: dict[str, Any], world: Any, slugs: pa.Array) -> dict[str, int]:
+    """All users' rows of the three user views, block by block; returns rows per view and list cut-offs."""
+    from events.metadata import GENRE_INDEX
+    from feature_repo.user_features import user_profile, user_rating_stats, user_watch_stats
+    from simulator.vocab import GENRE_NAMES
+
+    views = {v.name: v for v in (user_watch_stats, user_rating_stats, user_profile)}
+    c = world.catalog
+    # Columns in events.metadata.GENRES order (the order `genre_affinity` is documented in).
+    genre = np.zeros((len(c), len(GENRE_INDEX)), np.float32)
+    for i, name in enumerate(GENRE_NAMES):
+        genre[:, GENRE_INDEX[name.lower()]] = c.genres[:, i]
+    genre_share = genre / np.maximum(genre.sum(axis=1, keepdims=True), 1.0)
+    max_minutes = int(c.runtime.max())
+
+    end = s["start"] + (s["minutes"] - 1) * MIN_NS
+    order = np.lexsort((end, s["user"]))
+    sess = {"user": s["user"][order], "movie": s["movie"][order], "minutes": s["minutes"][order].astype(np.int64),
+            "start": s["start"][order], "end": end[order]}  # fmt: skip
+    r = np.flatnonzero(s["rated"])
+    r = r[np.lexsort((s["rate_ts"][r], s["user"][r]))]
+    rates = {"user": s["user"][r], "ts": s["rate_ts"][r], "stars": s["stars"][r].astype(np.int64)}
+    created_ns = time.time_ns()
+    counts = {"user_watch_stats": 0, "user_rating_stats": 0, "user_profile": 0, "short_recent_lists": 0}
+    bounds = np.arange(0, int(sess["user"].max()) + USER_BLOCK + 1, USER_BLOCK)
+    s_cut = np.searchsorted(sess["user"], bounds + 1)
+    r_cut = np.searchsorted(rates["user"], bounds + 1)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("user features", total=len(bounds) - 1)
+        for b in range(len(bounds) - 1):
+            lo, hi = s_cut[b], s_cut[b + 1]
+            if hi > lo:
+                block = {key: v[lo:hi] for key, v in sess.items()}
+                rb = {key: v[r_cut[b] : r_cut[b + 1]] for key, v in rates.items()}
+                f = user_rows(block, rb, genre_share, max_minutes)
+                counts["short_recent_lists"] += f["short_lists"]
+                for view, table in user_tables(f, slugs, world, created_ns, views).items():
+                    _write(table, offline / "features" / view / f"bench-{b:04d}.parquet")
+                    counts[view] += table.num_rows
+            bar.advance(task)
+    return counts
+
+
+def generate(
+    work: Path, users: int, movies: int, n_sessions: int, days: float, seed: int, rating_share: float
+) -> None:
+    """Child process: world, raw tables, sessions and every feature view under `<work>/var`; writes the marker."""
+    from events.metadata import MovieMeta
+    from ingestion.layout import OfflineLayout
+    from ingestion.movie_features import movie_rows, write_rows
+    from simulator.store import movies_table, save_world
+    from simulator.world import generate_world
+
+    var = work / "var"
+    offline = var / "offline"
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    world = generate_world(users, movies, seed, progress=True)
+    save_world(world, var / "sim")
+    seconds["world"] = time.perf_counter() - t
+    _log(f"world {users:,} users x {movies:,} movies: {seconds['world']:.1f} s")
+
+    t = time.perf_counter()
+    s = simulate_sessions(world, n_sessions, days, seed, rating_share)
+    seconds["sessions"] = time.perf_counter() - t
+    _log(
+        f"{n_sessions:,} sessions drawn ({int(s['minutes'].sum()):,} minutes watched): {seconds['sessions']:.1f} s"
+    )
+
+    t = time.perf_counter()
+    slugs = pa.array(world.catalog.slug, pa.string())
+    n_ratings = write_raw(offline, s, slugs)
+    seconds["raw_write"] = time.perf_counter() - t
+    _log(f"sessions, plays and {n_ratings:,} ratings written: {seconds['raw_write']:.1f} s")
+
+    t = time.perf_counter()
+    meta = {r["id"]: MovieMeta.model_validate(r) for r in movies_table(world.catalog).to_pylist()}
+    layout = OfflineLayout(offline)
+    stamp = time.time_ns()
+    rows = movie_rows(layout, meta, stamp)
+    write_rows(layout, rows, stamp)
+    seconds["movie_features"] = time.perf_counter() - t
+    movie_counts = {view: table.num_rows for view, table in rows.items()}
+    _log(f"movie features {movie_counts}: {seconds['movie_features']:.1f} s")
+    del rows, meta
+
+    t = time.perf_counter()
+    user_counts = write_user_features(offline, s, world, slugs)
+    seconds["user_features"] = time.perf_counter() - t
+    _log(f"user features {user_counts}: {seconds['user_features']:.1f} s")
+    (work / GENERATED).write_text(json.dumps({
+        "users": users, "movies": movies, "watch_sessions": n_sessions, "days": days, "seed": seed,
+        "rating_share": rating_share, "ratings": n_ratings, "minutes_watched": int(s["minutes"].sum()),
+        "active_users": len(np.unique(s["user"])), "feature_rows": movie_counts | user_counts,
+        "seconds": seconds,
+    }, indent=2))  # fmt: skip
+
+
+# --- the timed part --------------------------------------------------------------------------------
+
+
+def _score(scores: list[Any], name: str) -> Any:
+    return next(s for s in scores if s.model == name)
+
+
+def run(var: Path, max_users: int | None, report_dir: Path) -> dict[str, Any]:
+    """prepare, train, compare — each timed, with peak RSS per phase; the figures as a dict."""
+    from ingestion.feast_bridge import open_feature_store
+    from ranking.dataset import ExampleSet
+    from ranking.ranker import Ranker
+    from ranking.train import compare, prepare
+    from recsys.training import simulator_oracle
+
+    out: dict[str, Any] = {}
+    with PeakRss() as rss:
+        t = time.perf_counter()
+        store = open_feature_store(var, REDIS_URL)
+        out["store_open_seconds"] = time.perf_counter() - t
+        # ibis (under Feast) calls a DuckDB method DuckDB deprecated: noise once per Feast query. Set after
+        # Feast is imported, since its modules install their own `simplefilter("once", DeprecationWarning)`.
+        warnings.filterwarnings(
+            "ignore", message=r"fetch_arrow_table\(\) is deprecated", category=DeprecationWarning
+        )
+        rss.mark()
+        _log(f"Feast store open/applied: {out['store_open_seconds']:.1f} s; building the training set")
+
+        t = time.perf_counter()
+        steps: dict[str, float] = {}
+        with step_timer(steps):
+            prep = prepare(var, store, max_users=max_users, progress=_log)
+        out["trainset_seconds"] = time.perf_counter() - t
+        out["trainset_breakdown_seconds"] = steps | {"other": out["trainset_seconds"] - sum(steps.values())}
+        out["trainset_peak_rss_mb"] = rss.mark()
+        _log(f"training set: {out['trainset_seconds']:.1f} s, peak RSS {out['trainset_peak_rss_mb']:,.0f} MB; "
+             + ", ".join(f"{k} {v:.1f} s" for k, v in out["trainset_breakdown_seconds"].items()))  # fmt: skip
+
+        train = ExampleSet.concat([prep.sets[s.name] for s in prep.splits if s.name.startswith("train")])
+        valid = prep.sets["valid"]
+        cost_scale = float(prep.cost.median()) if len(prep.cost) else 1.0
+        t = time.perf_counter()
+        ranker = Ranker.train(
+            train.x, train.y, train.groups, cost_scale, None, (valid.x, valid.y, valid.groups)
+        )
+        out["train_seconds"] = time.perf_counter() - t
+        out["train_peak_rss_mb"] = rss.mark()
+        out["boosting_rounds"] = int(ranker.booster.current_iteration())
+        out["best_iteration"] = int(ranker.booster.best_iteration)
+        _log(f"LambdaRank: {out['train_seconds']:.1f} s, {out['boosting_rounds']} rounds "
+             f"(best {out['best_iteration']}), peak RSS {out['train_peak_rss_mb']:,.0f} MB")  # fmt: skip
+
+        ranker.meta.default_lambda = None  # chosen by the sweep inside compare(), as train_and_evaluate does
+        t = time.perf_counter()
+        scores, chosen, selected = compare(
+            prep,
+            {"lambdarank": ranker},
+            report_dir,
+            simulator_oracle(var),
+            {"lambdarank": out["train_seconds"]},
+        )
+        out["evaluate_seconds"] = time.perf_counter() - t
+        out["evaluate_peak_rss_mb"] = rss.mark()
+        _log(f"evaluation: {out['evaluate_seconds']:.1f} s, peak RSS {out['evaluate_peak_rss_mb']:,.0f} MB")
+    out["peak_rss_mb"] = rss.peak / 2**20
+    out["chosen_lambda"], out["selected"] = chosen, selected
+    out["max_users_per_cutoff"] = max_users
+    out["rows"] = {name: len(ex.y) for name, ex in prep.sets.items()}
+    out["groups"] = {name: len(ex.groups) for name, ex in prep.sets.items()}
+    out["positives"] = {name: int((ex.y > 0).sum()) for name, ex in prep.sets.items()}
+    out["train_rows"], out["train_groups"] = len(train.y), len(train.groups)
+    out["cutoffs"] = {s.name: f"{s.cutoff:%Y-%m-%d %H:%M:%S}" for s in prep.splits}
+    by = {s.model: s for s in scores}
+    named = {"popularity": by["popularity"], "als": by["als"], "lambdarank": by[f"lambdarank (λ={chosen:g})"],
+             "lambdarank_lambda0": by["lambdarank (λ=0)"], "oracle": by.get("oracle")}  # fmt: skip
+    for metric in ("ndcg20", "cost20", "recall20", "map20", "coverage"):
+        out[metric] = {k: (getattr(v, metric) if v is not None else None) for k, v in named.items()}
+    out["share_of_oracle"] = {
+        k: v.share_of_oracle for k, v in named.items() if v is not None and k != "oracle"
+    }
+    out["scoring_p99_ms"] = by[f"lambdarank (λ={chosen:g})"].p99_ms
+    out["test_users"] = int(
+        json.loads((report_dir / "model_comparison.json").read_text())["rows"]["test_users"]
+    )
+    return out
+
+
+def _round(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4) if abs(value) < 100 else round(value, 1)
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    return value
+
+
+def main() -> None:
+    """Generate (or reuse) the offline store, run the timed phases, print and write the figures."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000, help="Users in the world.")
+    parser.add_argument("--movies", type=int, default=20_000, help="Movies in the world.")
+    parser.add_argument("--sessions", type=int, default=10_000_000, help="Watch sessions of history.")
+    parser.add_argument("--days", type=float, default=14.0, help="Days the history spans.")
+    parser.add_argument("--max-users", type=int, default=1_000, help="Users sampled per cut-off (0: all).")
+    parser.add_argument("--seed", type=int, default=42, help="World and traffic seed.")
+    parser.add_argument(
+        "--rating-share", type=float, default=0.25, help="Base share of sessions rated (simulator's)."
+    )
+    parser.add_argument("--work", type=Path, help="Work folder; an offline store generated there with the same "
+                        "arguments is reused (default: a new folder under var/, removed at the end).")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON figures.")
+    args = parser.parse_args()
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-training-", dir=REPO / "var"))
+    work = work.resolve()
+    keep = args.keep or args.work is not None
+    wanted = {"users": args.users, "movies": args.movies, "watch_sessions": args.sessions, "days": args.days,
+              "seed": args.seed, "rating_share": args.rating_share}  # fmt: skip
+    marker = work / GENERATED
+    try:
+        reused = marker.exists() and all(
+            json.loads(marker.read_text()).get(k) == v for k, v in wanted.items()
+        )
+        gen_peak_mb = None
+        if reused:
+            _log(f"reusing the offline store in {work}")
+        else:
+            shutil.rmtree(work / "var", ignore_errors=True)
+            marker.unlink(missing_ok=True)
+            _log(
+                f"generating {args.sessions:,} sessions for {args.users:,} users x {args.movies:,} movies in {work}"
+            )
+            t = time.perf_counter()
+            child = mp.get_context("spawn").Process(
+                target=generate,
+                args=(work, args.users, args.movies, args.sessions, args.days, args.seed, args.rating_share),
+            )
+            child.start()
+            child.join()
+            if child.exitcode != 0:
+                raise SystemExit(f"data generation failed (exit code {child.exitcode})")
+            # ru_maxrss of waited-for children: the generator's true high-water mark (KB on Linux).
+            gen_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            gen = json.loads(marker.read_text())
+            gen |= {"peak_rss_mb": gen_peak_mb, "process_seconds": time.perf_counter() - t}
+            marker.write_text(json.dumps(gen, indent=2))
+            _log(f"generation: {gen['process_seconds']:.1f} s, peak RSS {gen_peak_mb:,.0f} MB")
+        gen = json.loads(marker.read_text())
+
+        figures = run(work / "var", args.max_users or None, work / "report")
+        if (work / "report" / "lambda_tradeoff.png").exists() and args.out == RESULTS:
+            shutil.copyfile(work / "report" / "lambda_tradeoff.png", PLOT)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    failed = [k for k, limit in TARGETS.items() if figures[k] > limit]
+    result = {
+        "users": args.users,
+        "movies": args.movies,
+        "watch_sessions": args.sessions,
+        "days": args.days,
+        "ratings": gen["ratings"],
+        "active_users": gen["active_users"],
+        "minutes_watched": gen["minutes_watched"],
+        "max_users_per_cutoff": figures["max_users_per_cutoff"],
+        "trainset_seconds": figures["trainset_seconds"],
+        "train_seconds": figures["train_seconds"],
+        "evaluate_seconds": figures["evaluate_seconds"],
+        "trainset_breakdown_seconds": figures["trainset_breakdown_seconds"],
+        "peak_rss_mb": figures["peak_rss_mb"],
+        "peak_rss_mb_by_phase": {p: figures[f"{p}_peak_rss_mb"] for p in ("trainset", "train", "evaluate")},
+        "store_open_seconds": figures["store_open_seconds"],
+        "ndcg20": figures["ndcg20"],
+        "cost20": figures["cost20"],
+        "recall20": figures["recall20"],
+        "map20": figures["map20"],
+        "coverage20": figures["coverage"],
+        "share_of_oracle": figures["share_of_oracle"],
+        "chosen_lambda": figures["chosen_lambda"],
+        "selected": figures["selected"],
+        "scoring_p99_ms": figures["scoring_p99_ms"],
+        "test_users": figures["test_users"],
+        "rows": figures["rows"],
+        "groups": figures["groups"],
+        "positives": figures["positives"],
+        "train_rows": figures["train_rows"],
+        "train_groups": figures["train_groups"],
+        "boosting_rounds": figures["boosting_rounds"],
+        "best_iteration": figures["best_iteration"],
+        "cutoffs": figures["cutoffs"],
+        "generation": {
+            "seconds": gen["seconds"],
+            "process_seconds": gen.get("process_seconds"),
+            "peak_rss_mb": gen.get("peak_rss_mb"),
+            "reused": reused,
+            "feature_rows": gen["feature_rows"],
+        },
+        "targets": TARGETS,
+        "meets_targets": not failed,
+        "failed_targets": failed,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM",
+    }
+    result = _round(result)
+    print(f"world {args.users:,} users x {args.movies:,} movies; {args.sessions:,} sessions over {args.days:g} days, "
+          f"{gen['ratings']:,} ratings; {figures['max_users_per_cutoff'] or 'all':,} users per cut-off")  # fmt: skip
+    print(f"training set   : {result['trainset_seconds']:>8.1f} s (target {TARGETS['trainset_seconds']:.0f}); "
+          f"train {result['train_rows']:,} rows / {result['train_groups']:,} groups; "
+          + ", ".join(f"{k} {v:,}" for k, v in result["rows"].items()))  # fmt: skip
+    print(
+        "  breakdown    : "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in result["trainset_breakdown_seconds"].items())
+    )
+    print(f"training       : {result['train_seconds']:>8.1f} s (target {TARGETS['train_seconds']:.0f}); "
+          f"{result['boosting_rounds']} rounds, best {result['best_iteration']}")  # fmt: skip
+    print(f"evaluation     : {result['evaluate_seconds']:>8.1f} s; {result['test_users']:,} test users")
+    print(f"peak RSS       : {result['peak_rss_mb']:>8,.0f} MB (target {TARGETS['peak_rss_mb']:,.0f}); "
+          + ", ".join(f"{k} {v:,.0f}" for k, v in result["peak_rss_mb_by_phase"].items()))  # fmt: skip
+    for model in ("popularity", "als", "lambdarank", "lambdarank_lambda0", "oracle"):
+        label = f"{model} (λ={result['chosen_lambda']:g})" if model == "lambdarank" else model
+        ndcg, cost = result["ndcg20"].get(model), result["cost20"].get(model)
+        if ndcg is not None:
+            print(f"  {label:22s} NDCG@20 {ndcg:.4f}  cost@20 {cost:.3f} USD")
+    g = result["generation"]
+    print(f"generation     : {g['process_seconds'] or 0:>8.1f} s, peak RSS {g['peak_rss_mb'] or 0:,.0f} MB "
+          f"(not part of the targets{'; reused' if reused else ''})")  # fmt: skip
+    print(
+        f"meets targets  : {result['meets_targets']}" + (f" (failed: {', '.join(failed)})" if failed else "")
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
