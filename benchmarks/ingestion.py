@@ -27,13 +27,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
-import numpy as np
-import psutil
+# This script is named like the package it measures; run as a script, its own folder would come
+# first on the import path and shadow the package. Drop it before importing the package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from events.kafka import ensure_topics, make_producer
-from ingestion.layout import RAW_KINDS
-from ingestion.replay import replay_file
+import duckdb  # noqa: E402
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+
+from events.kafka import ensure_topics, make_producer  # noqa: E402
+from ingestion.layout import RAW_KINDS  # noqa: E402
+from ingestion.replay import replay_file  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "ingestion.json"
 

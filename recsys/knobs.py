@@ -13,6 +13,7 @@ SETTINGS_CLASSES = (
     "simulator.settings:SimSettings",
     "ingestion.settings:IngestSettings",
     "ranking.settings:RankSettings",
+    "serving.settings:ServingSettings",
 )
 """Each package's settings class, as `module:Class`."""
 

@@ -100,10 +100,7 @@ PENDING_COMMANDS: dict[str, str] = {
 }
 """`recsys` commands compose runs that the CLI does not have yet, and the issue that adds them."""
 
-PENDING_ENV: dict[str, str] = {
-    # Bearer token of the API's admin routes (Alertmanager's webhook uses it too).
-    "RECSYS_ADMIN_TOKEN": "issue 6 (serving)",
-}
+PENDING_ENV: dict[str, str] = {}
 """RECSYS_* variables compose sets that no settings class reads yet, and the issue that adds them."""
 
 SETTINGS_PACKAGES = ("events", "recsys", "simulator", "ingestion", "ranking", "serving", "monitoring")
