@@ -54,6 +54,9 @@ COST20: Final = "cost20"
 P99_MS: Final = "p99_ms"
 """p99 latency of scoring one request, in ms."""
 MODEL_SHA256_TAG: Final = "model_sha256"
+CANDIDATES_DIR: Final = "candidates"
+"""Optional sub-folder of a model: the candidate index the model was trained with (plain .npz + JSON)."""
+CANDIDATES_SHA256_TAG: Final = "candidates_sha256"
 """Version tag: SHA-256 of model.txt as registered."""
 LINEAGE_TAG: Final = "champion_lineage"
 """Registered-model tag: JSON list of champion versions, oldest first; rollback pops it."""
@@ -193,6 +196,14 @@ def read_features(model_dir: Path) -> list[str]:
     if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
         raise ModelArtifactError(f"{model_dir / META_FILE} has no non-empty '{META_FEATURES}' list of names")
     return features
+
+
+def folder_sha256(folder: Path) -> str:
+    """One SHA-256 over a folder's files (sorted relative names and their contents' hashes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def check_text_model(path: Path) -> None:
@@ -385,6 +396,9 @@ class ModelRegistry:
         expected = info.tags.get(MODEL_SHA256_TAG)
         if expected and file_sha256(folder / MODEL_FILE) != expected:
             raise ModelArtifactError(f"v{info.version}: {MODEL_FILE} does not match its registered SHA-256")
+        expected_index = info.tags.get(CANDIDATES_SHA256_TAG)
+        if expected_index and folder_sha256(folder / CANDIDATES_DIR) != expected_index:
+            raise ModelArtifactError(f"v{info.version}: {CANDIDATES_DIR}/ does not match its registered SHA-256")
         return folder
 
     # --- writing --------------------------------------------------------------------------
@@ -407,6 +421,9 @@ class ModelRegistry:
             raise TypeError(f"metrics must be numbers: {', '.join(bad)}")
         # The model's own hash: download() checks it, so a damaged artifact store never reaches serving.
         tags = {**provenance.tags(), MODEL_SHA256_TAG: file_sha256(model_dir / MODEL_FILE)}
+        index_dir = model_dir / CANDIDATES_DIR
+        if index_dir.is_dir():
+            tags[CANDIDATES_SHA256_TAG] = folder_sha256(index_dir)
         with _mlflow_errors(f"registering {model_dir} as {self.name!r}"):
             run = self.client.create_run(
                 self._experiment_id(),
@@ -422,8 +439,10 @@ class ModelRegistry:
                 params = [Param(k, str(v)[:6000]) for k, v in sorted(provenance.params.items())]
                 for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
                     self.client.log_batch(run_id, params=params[start : start + 100])
-                for name in (MODEL_FILE, META_FILE):  # exactly these two files: nothing else rides along
+                for name in (MODEL_FILE, META_FILE):  # exactly these files: nothing else rides along
                     self.client.log_artifact(run_id, str(model_dir / name), MODEL_ARTIFACT)
+                if index_dir.is_dir():
+                    self.client.log_artifacts(run_id, str(index_dir), f"{MODEL_ARTIFACT}/{CANDIDATES_DIR}")
                 with tempfile.TemporaryDirectory() as tmp:
                     (Path(tmp) / PROVENANCE_FILE).write_text(provenance.to_json())
                     self.client.log_artifact(run_id, str(Path(tmp) / PROVENANCE_FILE))

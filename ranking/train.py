@@ -11,6 +11,7 @@ make it the challenger (and the champion if there is none). This is the job a sc
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ranking import columns as C  # noqa: N812 (the Recommenders idiom)
+from ranking.candidate_index import INDEX_DIR, CandidateIndex
 from ranking.candidates import recall_at_k as candidate_recall_at_k
 from ranking.dataset import ExampleSet, build_split, plan_splits
 from ranking.evaluate import (
@@ -126,6 +128,8 @@ class PreparedSets:
     cost: pd.Series
     n_items: int
     seconds: float
+    data_end: pd.Timestamp | None = None
+    """End of the last session read: the as-of time of the candidate index shipped with the model."""
 
 
 def prepare(
@@ -153,7 +157,10 @@ def prepare(
         )
         if split.name == "test":
             gens_test = gens
-    return PreparedSets(splits, sets, truths, gens_test, cost, max(1, len(movies)), time.perf_counter() - t0)
+    end = sessions[C.END_TS].max() if len(sessions) else None
+    return PreparedSets(
+        splits, sets, truths, gens_test, cost, max(1, len(movies)), time.perf_counter() - t0, end
+    )
 
 
 def compare(
@@ -241,6 +248,20 @@ def compare(
     return scores, chosen, selected
 
 
+def _save_candidate_index(var: Path, model_dir: Path, data_end: pd.Timestamp | None, progress: Any) -> bool:
+    """Fit the generators on all history and save them beside the model (serving's candidates)."""
+    if data_end is None:
+        return False
+    as_of = data_end + pd.Timedelta(seconds=1)  # history() keeps sessions that ended strictly before
+    index = CandidateIndex.build(load_sessions(var / "offline"), as_of)
+    shutil.rmtree(model_dir / INDEX_DIR, ignore_errors=True)
+    index.save(model_dir / INDEX_DIR)
+    progress(
+        f"candidate index as of {as_of:%Y-%m-%d %H:%M}: {len(index.items):,} movies, {index.n_users:,} users"
+    )
+    return True
+
+
 def train_and_evaluate(
     var: Path,
     store: Any,
@@ -269,6 +290,9 @@ def train_and_evaluate(
     )
     ranker.meta.default_lambda = chosen
     ranker.save(model_dir)
+    t2 = time.perf_counter()
+    index_s = _save_candidate_index(var, model_dir, prep.data_end, progress)
+    seconds_index = time.perf_counter() - t2 if index_s else 0.0
     size = (model_dir / MODEL_FILE).stat().st_size
     for s in scores:
         if s.model.startswith("lambdarank"):
@@ -276,5 +300,6 @@ def train_and_evaluate(
     rows = {"train_rows": len(train.y), "train_groups": len(train.groups)} | {
         f"{k}_rows": len(v.y) for k, v in prep.sets.items() if not k.startswith("train")
     }
-    seconds = {"trainset": prep.seconds, "train": train_s, "evaluate": time.perf_counter() - t1}
+    seconds = {"trainset": prep.seconds, "train": train_s, "evaluate": time.perf_counter() - t1 - seconds_index,
+               "candidate_index": seconds_index}  # fmt: skip
     return TrainResult(model_dir, report_dir, scores, chosen, selected, rows, seconds)

@@ -8,7 +8,7 @@ training/serving skew. Missing values stay NaN (LightGBM handles them natively).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import pandas as pd
@@ -88,33 +88,54 @@ def _affinity_matrix(affinity: pd.Series) -> np.ndarray:
     return out
 
 
-def model_matrix(df: pd.DataFrame, now_s: float | np.ndarray) -> np.ndarray:
-    """The float32 matrix (rows of `df`, FEATURE_COLUMNS) for the ranker; `now_s` is the as-of time in unix seconds."""
-    n = len(df)
-    now = np.broadcast_to(np.asarray(now_s, dtype=np.float64), (n,))
-    cols = [_col(df, c) for c in RAW_NUMERIC + CANDIDATE_COLUMNS]
+USER_COLUMNS: Final[tuple[str, ...]] = tuple(c for c in RAW_NUMERIC if c.startswith("user_"))
+"""Raw user features (one value per request at serving time)."""
 
-    last_active = _col(df, "user_watch_stats__last_active_ts")
-    created = _col(df, "user_profile__account_created_ts")
-    year = _col(df, "movie_metadata__year")
-    genres = (
-        _genre_matrix(df["movie_metadata__genres"])
-        if "movie_metadata__genres" in df
-        else np.zeros((n, len(GENRES)), np.float32)
-    )
-    affinity = (
-        _affinity_matrix(df["user_watch_stats__genre_affinity"])
-        if "user_watch_stats__genre_affinity" in df
-        else np.zeros((n, len(GENRES)), np.float32)
-    )
+MOVIE_COLUMNS: Final[tuple[str, ...]] = tuple(c for c in RAW_NUMERIC if c.startswith("movie_"))
+"""Raw movie features (held in memory per movie at serving time)."""
+
+LAST_ACTIVE: Final = "user_watch_stats__last_active_ts"
+ACCOUNT_CREATED: Final = "user_profile__account_created_ts"
+MOVIE_YEAR: Final = "movie_metadata__year"
+MOVIE_GENRES: Final = "movie_metadata__genres"
+USER_AFFINITY: Final = "user_watch_stats__genre_affinity"
+
+
+class Column(Protocol):
+    """Reads one named input column as float64 values, one per row (NaN where missing)."""
+
+    def __call__(self, name: str) -> np.ndarray: ...
+
+
+def genre_onehot(genres: pd.Series | list[object]) -> np.ndarray:
+    """One-hot rows (GENRES order) of each movie's genre list (serving precomputes these per movie)."""
+    return _genre_matrix(pd.Series(genres, dtype=object) if isinstance(genres, list) else genres)
+
+
+def affinity_vector(affinity: object) -> np.ndarray:
+    """One user's genre affinity as a GENRES-long float32 row (zeros when unknown)."""
+    return _affinity_matrix(pd.Series([affinity], dtype=object))[0]
+
+
+def matrix_from_columns(
+    column: Column, genres: np.ndarray, affinity: np.ndarray, now_s: float | np.ndarray, n: int
+) -> np.ndarray:
+    """The ranker's float32 matrix from column readers: the one implementation training and serving share.
+
+    `column(name)` gives the n values of a RAW_NUMERIC, CANDIDATE_COLUMNS or date input;
+    `genres` and `affinity` are (n, len(GENRES)) one-hot genre rows and user affinity rows.
+    """
+    now = np.broadcast_to(np.asarray(now_s, dtype=np.float64), (n,))
+    cols = [column(c) for c in RAW_NUMERIC + CANDIDATE_COLUMNS]
+    last_active, created, year = column(LAST_ACTIVE), column(ACCOUNT_CREATED), column(MOVIE_YEAR)
     n_genres = genres.sum(axis=1)
     overlap = (genres * affinity).sum(axis=1)
     known = (n_genres > 0) & (affinity.sum(axis=1) > 0)
     genre_match = np.where(known, overlap / np.maximum(n_genres, 1), np.nan)
-    genre_max = np.where(known, (genres * affinity).max(axis=1), np.nan)
+    genre_max = np.where(known, (genres * affinity).max(axis=1, initial=0.0), np.nan)
     # A movie whose genres the user never watches, while the user watches plenty: a soft dislike.
     genre_dislike = np.where(known, (overlap == 0).astype(np.float64), np.nan)
-    plays_24h, plays_7d = _col(df, "movie_popularity__plays_24h"), _col(df, "movie_popularity__plays_7d")
+    plays_24h, plays_7d = column("movie_popularity__plays_24h"), column("movie_popularity__plays_7d")
     trend = np.where(plays_7d > 0, plays_24h * 7.0 / np.maximum(plays_7d, 1.0), np.nan)
     now_year = 1970.0 + now / (365.2425 * _SECONDS_PER_DAY)
     derived = [
@@ -127,3 +148,13 @@ def model_matrix(df: pd.DataFrame, now_s: float | np.ndarray) -> np.ndarray:
         trend,
     ]
     return np.column_stack(cols + derived).astype(np.float32)
+
+
+def model_matrix(df: pd.DataFrame, now_s: float | np.ndarray) -> np.ndarray:
+    """The float32 matrix (rows of `df`, FEATURE_COLUMNS) for the ranker; `now_s` is the as-of time in unix seconds."""
+    n = len(df)
+    genres = _genre_matrix(df[MOVIE_GENRES]) if MOVIE_GENRES in df else np.zeros((n, len(GENRES)), np.float32)
+    affinity = (
+        _affinity_matrix(df[USER_AFFINITY]) if USER_AFFINITY in df else np.zeros((n, len(GENRES)), np.float32)
+    )
+    return matrix_from_columns(lambda name: _col(df, name), genres, affinity, now_s, n)
