@@ -113,7 +113,8 @@ class CandidateIndex:
         if row < 0:
             return np.empty(0, dtype=np.int64)
         cols = self._liked_indices[self._liked_indptr[row] : self._liked_indptr[row + 1]]
-        return self._als_to_vocab[cols]
+        positions: npt.NDArray[np.int64] = self._als_to_vocab[cols]
+        return positions
 
     def _row(self, user_id: int) -> int:
         return int(self._user_row.get_indexer([int(user_id)])[0])

@@ -114,7 +114,8 @@ def genre_onehot(genres: pd.Series | list[object]) -> np.ndarray:
 
 def affinity_vector(affinity: object) -> np.ndarray:
     """One user's genre affinity as a GENRES-long float32 row (zeros when unknown)."""
-    return _affinity_matrix(pd.Series([affinity], dtype=object))[0]
+    row: np.ndarray = _affinity_matrix(pd.Series([affinity], dtype=object))[0]
+    return row
 
 
 def matrix_from_columns(
