@@ -1,7 +1,8 @@
 """Movie feature rows (`movie_popularity`, `movie_rating_stats`, `movie_metadata`) computed from the offline store.
 
 Rows are written on an hourly grid of *event* time: the row stamped at the end of hour h
-holds plays in the hour, the 24 hours and the 7 days up to it, and ratings up to it. So a
+holds plays (sessions started) in the hour, the 24 hours and the 7 days up to it, the
+completion rate of the sessions that *ended* in those 7 days, and ratings up to it. So a
 training example cut at time t joins (through Feast, point in time) the movie's state at
 the last full hour before t, whether the stream was live or replayed from history. Each
 refresh adds the hours completed since the last one, plus one row for the hour in
@@ -17,6 +18,7 @@ import time
 from collections.abc import Mapping
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -88,30 +90,34 @@ def _popularity(
     now_ns: int,
 ) -> pa.Table:
     # Grid hours g in [h_from, now_h]; the row for g is stamped at the end of g, except the
-    # hour in progress (now_h), stamped at the newest play.
+    # hour in progress (now_h), stamped at the newest play. Plays count in the hour they
+    # started; a session's completion counts in the hour it *ended* (its minutes are known
+    # only then), and only sessions ended by the row's stamp: no row sees a later minute.
+    _completion_parts(con, layout, meta, h_from, now_ns)
     rows = con.sql(
         f"""
-        WITH g AS (SELECT unnest(range({h_from}, {now_h} + 1)) AS g)
-        SELECT c.movie_id, g.g AS hour,
-               coalesce(sum(c.n) FILTER (WHERE c.h = g.g), 0)::BIGINT AS plays_1h,
-               coalesce(sum(c.n) FILTER (WHERE c.h > g.g - 24), 0)::BIGINT AS plays_24h,
-               sum(c.n)::BIGINT AS plays_7d
-        FROM g JOIN c ON c.h <= g.g AND c.h > g.g - 168
-        GROUP BY ALL ORDER BY hour, c.movie_id
+        WITH g AS (SELECT unnest(range({h_from}, {now_h} + 1)) AS g),
+        u AS (SELECT movie_id, h, n, 0::BIGINT AS sn, 0.0::DOUBLE AS share FROM c
+              UNION ALL SELECT movie_id, h, 0::BIGINT, sn, share FROM done)
+        SELECT u.movie_id, g.g AS hour,
+               coalesce(sum(u.n) FILTER (WHERE u.h = g.g), 0)::BIGINT AS plays_1h,
+               coalesce(sum(u.n) FILTER (WHERE u.h > g.g - 24), 0)::BIGINT AS plays_24h,
+               sum(u.n)::BIGINT AS plays_7d,
+               (CASE WHEN sum(u.sn) > 0 THEN least(sum(u.share) / sum(u.sn), 1.0) END)::FLOAT AS completion_rate
+        FROM g JOIN u ON u.h <= g.g AND u.h > g.g - 168
+        GROUP BY ALL HAVING sum(u.n) > 0 ORDER BY hour, u.movie_id
         """
     ).to_arrow_table()
-    completion = _completion(con, layout, meta, now_ns)
-    hours = rows["hour"].to_numpy()
-    ts_ns = [now_ns if h == now_h else (int(h) + 1) * HOUR_NS for h in hours]
-    ids = rows["movie_id"].to_pylist()
+    hours = rows["hour"].to_numpy().astype(np.int64)
+    ts_ns = np.where(hours == now_h, now_ns, (hours + 1) * HOUR_NS)
     return pa.table(
         {
             "movie_id": rows["movie_id"],
-            "event_timestamp": pa.array([t // 1000 for t in ts_ns], pa.int64()).cast(TS),
+            "event_timestamp": pa.array(ts_ns // 1000, pa.int64()).cast(TS),
             "plays_1h": rows["plays_1h"],
             "plays_24h": rows["plays_24h"],
             "plays_7d": rows["plays_7d"],
-            "completion_rate": pa.array([completion.get(m) for m in ids], pa.float32()),
+            "completion_rate": rows["completion_rate"],
         }
     )
 
@@ -166,23 +172,43 @@ def _stamp(table: pa.Table, created_ns: int) -> pa.Table:
     )
 
 
-def _completion(
-    con: duckdb.DuckDBPyConnection, layout: OfflineLayout, meta: Mapping[str, MovieMeta], now_ns: int
-) -> dict[str, float]:
-    """Mean share of the runtime watched per session over the last 7 days (movies with a known runtime)."""
+def _completion_parts(
+    con: duckdb.DuckDBPyConnection,
+    layout: OfflineLayout,
+    meta: Mapping[str, MovieMeta],
+    h_from: int,
+    now_ns: int,
+) -> None:
+    """Temp table `done(movie_id, h, sn, share)`: sessions ended in hour h (by `now_ns`) and their summed shares.
+
+    A session's share is minutes watched / runtime, capped at 1; movies without a known
+    runtime get no rows (their completion_rate stays null). Only hours a grid row from
+    `h_from` on can reach (its trailing 168 hours) are read.
+    """
+    runtimes = pa.table(
+        {
+            "movie_id": pa.array([m for m, v in meta.items() if v.runtime], pa.string()),
+            "runtime": pa.array([float(v.runtime or 0) for v in meta.values() if v.runtime], pa.float64()),
+        }
+    )
+    con.register("runtimes", runtimes)
     base = layout.root / "sessions"
-    if not any(base.glob("date=*/*.parquet")):
-        return {}
-    rows = con.sql(
-        f"""SELECT movie_id, avg(minutes_watched)::DOUBLE FROM read_parquet('{base}/date=*/*.parquet')
-            WHERE epoch_ns(start_ts) > {now_ns - 168 * HOUR_NS} GROUP BY movie_id"""
-    ).fetchall()
-    out = {}
-    for movie_id, mean_minutes in rows:
-        m = meta.get(movie_id)
-        if m is not None and m.runtime:
-            out[str(movie_id)] = min(1.0, float(mean_minutes) / float(m.runtime))
-    return out
+    if any(base.glob("date=*/*.parquet")):
+        source = (
+            f"SELECT movie_id, minutes_watched, epoch_ns(end_ts) AS end_ns "
+            f"FROM read_parquet('{base}/date=*/*.parquet')"
+        )
+    else:
+        source = "SELECT NULL::VARCHAR AS movie_id, NULL::INTEGER AS minutes_watched, NULL::BIGINT AS end_ns WHERE false"
+    con.sql(
+        f"""CREATE OR REPLACE TEMP TABLE done AS
+            SELECT s.movie_id, s.end_ns // {HOUR_NS} AS h, count(*)::BIGINT AS sn,
+                   sum(least(s.minutes_watched / r.runtime, 1.0))::DOUBLE AS share
+            FROM ({source}) s JOIN runtimes r USING (movie_id)
+            WHERE s.end_ns // {HOUR_NS} > {h_from} - 168 AND s.end_ns <= {now_ns}
+            GROUP BY ALL"""
+    )
+    con.unregister("runtimes")
 
 
 def latest_per_movie(table: pa.Table) -> pa.Table:
