@@ -20,13 +20,21 @@ movie_popularity = FeatureView(
     ttl=timedelta(days=30),
     schema=[
         Field(name=MOVIE_ID, dtype=String),
-        Field(name="plays_1h", dtype=Int64, description="Distinct viewers in the last hour."),
-        Field(name="plays_24h", dtype=Int64, description="Distinct viewers in the last 24 hours."),
-        Field(name="plays_7d", dtype=Int64, description="Distinct viewers in the last 7 days."),
+        Field(
+            name="plays_1h",
+            dtype=Int64,
+            description="Plays (watch sessions started) in the hour up to the row's time; "
+            "not distinct viewers: a viewer playing twice counts twice.",
+        ),
+        Field(
+            name="plays_24h", dtype=Int64, description="Plays (watch sessions started) in the last 24 hours."
+        ),
+        Field(name="plays_7d", dtype=Int64, description="Plays (watch sessions started) in the last 7 days."),
         Field(
             name="completion_rate",
             dtype=Float32,
-            description="Share of plays watched to (near) the end of the runtime, 0..1.",
+            description="Mean share of the runtime watched (each session capped at 1) over the sessions "
+            "that ended in the last 7 days, 0..1; null without a known runtime or an ended session.",
         ),
     ],
     source=movie_popularity_push_source,

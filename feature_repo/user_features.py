@@ -20,15 +20,36 @@ user_watch_stats = FeatureView(
     ttl=timedelta(days=30),
     schema=[
         Field(name=USER_ID, dtype=Int64),
-        Field(name="watch_minutes_1d", dtype=Float32, description="Minutes watched in the last 24 hours."),
-        Field(name="watch_minutes_7d", dtype=Float32, description="Minutes watched in the last 7 days."),
-        Field(name="watch_count_7d", dtype=Int64, description="Distinct movies watched in the last 7 days."),
-        Field(name="watch_count_total", dtype=Int64, description="Distinct movies ever watched."),
-        Field(name="last_active_ts", dtype=Int64, description="Unix seconds of the latest watched minute."),
+        Field(
+            name="watch_minutes_1d",
+            dtype=Float32,
+            description="Minutes watched in the 24 hourly buckets up to the user's latest event.",
+        ),
+        Field(
+            name="watch_minutes_7d",
+            dtype=Float32,
+            description="Minutes watched in the 7 daily (UTC) buckets up to the user's latest event.",
+        ),
+        Field(
+            name="watch_count_7d",
+            dtype=Int64,
+            description="Watch sessions started in the 7 daily (UTC) buckets up to the user's latest event "
+            "(sessions, not distinct movies: a movie watched twice counts twice).",
+        ),
+        Field(
+            name="watch_count_total",
+            dtype=Int64,
+            description="Watch sessions started, all time (sessions, not distinct movies).",
+        ),
+        Field(
+            name="last_active_ts",
+            dtype=Int64,
+            description="Unix seconds of the user's latest event: a watched minute, a rating or the account creation.",
+        ),
         Field(
             name="recent_movie_ids",
             dtype=Array(String),
-            description="Up to 50 most recently watched movie ids, most recent first.",
+            description="Up to 50 distinct movie ids, the most recently started session's first.",
         ),
         Field(
             name="genre_affinity",
