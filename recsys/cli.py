@@ -10,6 +10,7 @@ from ingestion.cli import ingest as ingest_command
 from ranking.cli_models import app as models_app
 from recsys.cli_events import app as events_app
 from recsys.cli_stack import app as stack_app
+from serving.cli import serve as serve_command
 from simulator.cli import app as simulate_app
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(
     help="The simulated streaming service: world, metadata API, traffic, history.",
 )
 app.command(name="ingest")(ingest_command)
+app.command(name="serve")(serve_command)
 app.add_typer(
     models_app, name="models", help="The model registry: list, show, promote, roll back, set challenger."
 )

@@ -55,6 +55,13 @@ class ServingSettings(BaseSettings):
     feature_timeout_ms: float = Field(
         50.0, gt=0, description="Longest wait for the user's online features before scoring without them."
     )
+    breaker_cooldown_s: float = Field(
+        2.0, gt=0, description="Seconds the online-feature breaker stays open after repeated failures."
+    )
+    movie_refresh_s: float = Field(
+        30.0, gt=0, description="Seconds between re-reads of the in-memory movie feature table from Redis."
+    )
+    workers: int = Field(2, ge=1, description="uvicorn worker processes (one per core).")
     registry_poll_s: float = Field(
         10.0, gt=0, description="Seconds between polls of the model registry's aliases (hot model swap)."
     )

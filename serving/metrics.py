@@ -1,0 +1,88 @@
+"""Prometheus metrics of the recommendation API (names are the contract in docs/deploy.md).
+
+With several uvicorn workers each process counts on its own; `PROMETHEUS_MULTIPROC_DIR`
+(set by `recsys serve` before the workers start) makes `/metrics` sum them all.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.1,
+    0.2,
+    0.4,
+    0.6,
+    1.0,
+    2.5,
+)
+"""Seconds; includes 0.6 so the SLA quantile is exact (the alert rule reads it)."""
+
+REQUESTS: Final = Counter(
+    "recsys_requests", "Answered GET /recommend requests.", ["status", "arm", "model", "path"]
+)
+LATENCY: Final = Histogram(
+    "recsys_request_latency_seconds", "Server-side latency of GET /recommend.", buckets=LATENCY_BUCKETS
+)
+FALLBACKS: Final = Counter("recsys_fallback", "Answers served from the fallback list, by reason.", ["reason"])
+COLD_STARTS: Final = Counter("recsys_cold_start", "Answers to users without history, by policy.", ["policy"])
+LIST_COST: Final = Histogram(
+    "recsys_list_license_cost_usd",
+    "Summed per-play licence cost of each answered list (USD).",
+    ["arm"],
+    buckets=(1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 250),
+)
+MODEL_VERSION: Final = Gauge(
+    "recsys_model_version", "Registered version served under each ref.", ["ref"], multiprocess_mode="max"
+)
+MODEL_SWAPS: Final = Counter("recsys_model_swaps", "Zero-downtime model swaps, by ref.", ["ref"])
+MODEL_LOAD_FAILURES: Final = Counter(
+    "recsys_model_load_failures",
+    "Model versions that failed to load or check (the old one kept serving).",
+    ["ref"],
+)
+FEATURE_ERRORS: Final = Counter(
+    "recsys_feature_errors",
+    "Online feature reads that failed, timed out or were skipped by the breaker.",
+    ["reason"],
+)
+MOVIE_TABLE_AGE: Final = Gauge(
+    "recsys_movie_table_age_seconds", "Age of the in-memory movie feature table.", multiprocess_mode="max"
+)
+PROVENANCE_DROPPED: Final = Gauge(
+    "recsys_provenance_overflow",
+    "Provenance records dropped because the buffer was full (Kafka down).",
+    multiprocess_mode="sum",
+)
+READY: Final = Gauge("recsys_ready", "1 when models and features are loaded.", multiprocess_mode="min")
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of this process, or of all workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,170 @@
+"""Models in memory and their zero-downtime swap: poll the registry, load in the background, check, swap.
+
+`ModelManager.loaded` is one immutable mapping (ref -> `ModelBundle`) replaced whole: a request
+reads it once and keeps the bundles it got even if a swap happens meanwhile, so no request ever
+sees half a model. A new version is downloaded (hash-verified), smoke-tested, loaded with its
+candidate index and made to score a trial request before it replaces the old one; any failure
+keeps the old bundle serving and counts a failed load (an alert metric).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ranking.candidate_index import INDEX_DIR, CandidateIndex
+from ranking.ranker import Ranker
+from ranking.registry import CHALLENGER, CHAMPION, RegistryUnavailableError, smoke_test
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelBundle:
+    """One registered version ready to serve: ranker, its candidate index, and per-table row maps."""
+
+    name: str
+    version: int
+    ranker: Ranker
+    index: CandidateIndex
+    path: Path
+    loaded_at: float = field(default_factory=time.time)
+    _rows: tuple[int, npt.NDArray[np.int64]] | None = None
+
+    def table_rows(self, table: Any) -> npt.NDArray[np.int64]:
+        """Row in the movie table of every index movie (-1: not in the table); cached per table generation."""
+        cached = self._rows
+        if cached is not None and cached[0] == table.generation:
+            return cached[1]
+        rows: npt.NDArray[np.int64] = table.rows(self.index.items)
+        self._rows = (table.generation, rows)
+        return rows
+
+    @property
+    def default_lambda(self) -> float:
+        """λ the model was trained to use."""
+        return float(self.ranker.meta.default_lambda or 0.0)
+
+
+def load_bundle(name: str, version: int, path: Path) -> ModelBundle:
+    """Smoke-test and load a downloaded version; raises when anything about it is wrong."""
+    smoke_test(path)
+    if not (path / INDEX_DIR).is_dir():
+        raise FileNotFoundError(f"v{version} has no {INDEX_DIR}/ (trained before candidate indexes shipped)")
+    return ModelBundle(name, version, Ranker.load(path), CandidateIndex.load(path / INDEX_DIR), path)
+
+
+class ModelManager:
+    """Keeps the versions the registry's aliases (and pinned arms) name loaded; see the module doc."""
+
+    def __init__(
+        self,
+        registry_factory: Callable[[], Any],
+        check: Callable[[ModelBundle], None],
+        poll_s: float,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._registry_factory = registry_factory
+        self._registry: Any = None
+        self._check = check
+        self.poll_s = poll_s
+        self._pinned: tuple[int, ...] = ()
+        self._on_event = on_event or (lambda _event, _ref: None)
+        self.loaded: Mapping[str, ModelBundle] = {}
+        """ref (`champion`, `challenger`, `v<N>`) -> bundle; replaced whole on each change."""
+        self.failed: dict[int, str] = {}
+        """Version -> why it failed to load (not retried until the registry points elsewhere)."""
+        self.last_poll_ok: bool = False
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def available(self) -> dict[str, int]:
+        """ref -> version of what is loaded (what `routing.resolve_model` takes)."""
+        return {ref: b.version for ref, b in self.loaded.items()}
+
+    def pin(self, versions: Iterable[int]) -> None:
+        """Also keep these versions loaded (experiment arms that pin `v<N>`), from the next refresh on."""
+        self._pinned = tuple(sorted({int(v) for v in versions}))
+
+    def registry(self) -> Any:
+        """The model registry client (opened on first use: importing MLflow takes seconds)."""
+        if self._registry is None:
+            self._registry = self._registry_factory()
+        return self._registry
+
+    def refresh(self) -> bool:
+        """One poll: load what changed, swap; True when the mapping changed. Never raises."""
+        with self._lock:  # one refresh at a time (poller and admin route)
+            try:
+                registry = self.registry()
+                wanted: dict[str, int] = {
+                    a: v for a, v in registry.aliases().items() if a in (CHAMPION, CHALLENGER)
+                }
+                for version in self._pinned:
+                    wanted[f"v{version}"] = int(version)
+                self.last_poll_ok, self.last_error = True, None
+            except Exception as exc:  # registry down: keep serving what is loaded
+                self.last_poll_ok, self.last_error = False, f"registry: {exc}"
+                log.warning("registry poll failed: %s", exc)
+                return False
+            current = self.loaded
+            by_version = {b.version: b for b in current.values()}
+            new: dict[str, ModelBundle] = {}
+            for ref, version in wanted.items():
+                bundle = by_version.get(version)
+                if bundle is None and version not in self.failed:
+                    bundle = self._load(registry, version, ref)
+                    if bundle is not None:
+                        by_version[version] = bundle
+                if bundle is None and ref in current:
+                    bundle = current[ref]  # a failed load keeps the old version serving under its ref
+                if bundle is not None:
+                    new[ref] = bundle
+            if {r: b.version for r, b in new.items()} == {r: b.version for r, b in current.items()}:
+                return False
+            self.loaded = new  # the atomic swap: one reference assignment
+            for ref, bundle in new.items():
+                if ref not in current or current[ref].version != bundle.version:
+                    self._on_event("swapped", ref)
+                    log.info("serving v%s as %s", bundle.version, ref)
+            return True
+
+    def _load(self, registry: Any, version: int, ref: str) -> ModelBundle | None:
+        try:
+            path = registry.download(version)
+            bundle = load_bundle(registry.name, version, path)
+            self._check(bundle)
+            return bundle
+        except RegistryUnavailableError as exc:  # transient: try again at the next poll
+            self.last_error = f"v{version}: {exc}"
+            return None
+        except Exception as exc:
+            self.failed[version] = f"{type(exc).__name__}: {exc}"
+            self.last_error = f"v{version}: {exc}"
+            self._on_event("load_failed", ref)
+            log.error("loading v%s for %s failed, keeping the current model: %s", version, ref, exc)
+            return None
+
+    def start(self) -> None:
+        """Poll in a daemon thread every `poll_s` seconds."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.refresh()
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()

@@ -1,0 +1,123 @@
+"""One recommendation, start to finish, as plain logic: candidates -> shared transforms -> ranker -> top 20.
+
+No I/O here: the app hands in the user's online features (or None when they could not be
+read), the model bundle the router chose, the in-memory movie table and the clock. The
+feature matrix comes from `ranking.transforms.matrix_from_columns`, the function training
+uses, so serving cannot drift from what the model learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from events.metadata import GENRES
+from ranking.transforms import USER_AFFINITY, affinity_vector, matrix_from_columns
+from serving.models import ModelBundle
+from serving.movie_table import COST, MovieTable
+
+TOP_K: Final = 20
+"""Movies per answer."""
+RECENT: Final = "user_watch_stats__recent_movie_ids"
+"""Online feature: the user's most recently watched movies (filtered out of answers)."""
+HISTORY_FEATURES: Final = ("user_watch_stats__watch_count_total", "user_watch_stats__last_active_ts")
+"""Any of these present means the user has watched something."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What was answered and how (the provenance record and the metrics are built from it)."""
+
+    movies: list[str]
+    path: str
+    """`model`, `cold_start` or `fallback`."""
+    candidate_sources: dict[str, int] = field(default_factory=dict)
+    lam: float | None = None
+    reason: str | None = None
+    """Why the answer is not the model's (fallback) or which cold-start policy served it."""
+
+
+def fallback_list(index_popular: Sequence[str], table: MovieTable, k: int = 100) -> list[str]:
+    """Popular and cost-aware: the k most popular movies ordered by popularity per licence dollar.
+
+    Popularity rank r gives weight 1/(1 + r/10); dividing by (1 + cost / median cost) keeps
+    the list popular while pushing expensive titles down. Used whenever the model path fails.
+    """
+    movies = list(index_popular[:k])
+    if not movies:
+        return []
+    rows = table.rows(movies)
+    cost = table.gather(COST, rows)
+    finite = cost[np.isfinite(cost)]
+    median = float(np.median(finite)) if len(finite) else 1.0
+    cost = np.where(np.isfinite(cost), cost, median)
+    value = (1.0 / (1.0 + np.arange(len(movies)) / 10.0)) / (1.0 + cost / max(median, 1e-9))
+    return [movies[i] for i in np.argsort(-value, kind="stable")]
+
+
+def without(movies: Sequence[str], seen: set[str], k: int = TOP_K) -> list[str]:
+    """The first k movies not in `seen`."""
+    return [m for m in movies if m not in seen][:k]
+
+
+def recent_movies(user: dict[str, Any] | None) -> list[str]:
+    """The user's recently watched movie ids from the online features (empty when unknown)."""
+    recent = (user or {}).get(RECENT)
+    return [str(m) for m in recent] if recent else []
+
+
+def has_history(user: dict[str, Any] | None, bundle: ModelBundle | None, user_id: int) -> bool:
+    """Whether the user watched anything: online features say so, or the candidate index knows them."""
+    if user and (recent_movies(user) or any(user.get(f) for f in HISTORY_FEATURES)):
+        return True
+    return bundle is not None and len(bundle.index.watched(user_id)) > 0
+
+
+def rank(
+    user_id: int,
+    user: dict[str, Any],
+    bundle: ModelBundle,
+    table: MovieTable,
+    lam: float | None,
+    now_s: float,
+    k: int = TOP_K,
+) -> Outcome:
+    """The model path: candidates for the user, features, LambdaRank scores minus λ·cost, top k."""
+    index = bundle.index
+    recent = recent_movies(user)
+    also_seen = np.fromiter((index.position.get(m, -1) for m in recent), dtype=np.int64, count=len(recent))
+    cands = index.candidates(user_id, also_seen=also_seen)
+    n = len(cands.items)
+    if n == 0:
+        return Outcome([], "model", {}, lam, "no candidates")
+    rows = bundle.table_rows(table)[cands.items]
+    per_candidate: dict[str, npt.NDArray[Any]] = {
+        "rank_pop": cands.rank_pop,
+        "rank_als": cands.rank_als,
+        "score_als": cands.score_als,
+    }
+
+    def column(name: str) -> npt.NDArray[np.float64]:
+        if name in per_candidate:
+            return np.asarray(per_candidate[name], dtype=np.float64)
+        if name.startswith("movie_"):
+            return table.gather(name, rows)
+        value = user.get(name)
+        try:
+            scalar = float(value) if value is not None else np.nan
+        except (TypeError, ValueError):
+            scalar = np.nan
+        return np.full(n, scalar)
+
+    affinity = np.broadcast_to(affinity_vector(user.get(USER_AFFINITY)), (n, len(GENRES)))
+    x = matrix_from_columns(column, table.gather_genres(rows), affinity, now_s, n)
+    ranker = bundle.ranker
+    lam_used = bundle.default_lambda if lam is None else lam
+    scores = ranker.penalised(ranker.score(x), table.gather(COST, rows), lam_used)
+    top = np.argsort(-scores, kind="stable")[:k]
+    movies = [str(m) for m in index.items[cands.items[top]]]
+    return Outcome(movies, "model", cands.sources(), lam_used)

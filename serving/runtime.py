@@ -1,0 +1,276 @@
+"""Everything a serving process holds, built from settings, plus the background refresher.
+
+`Runtime.build` opens the Feast store (registry cached with no TTL, refreshed by our thread
+instead of inside a request; Redis with short socket timeouts), the model manager (first
+load before traffic), the movie table, the fallback list and the provenance log. `start`
+runs one daemon thread that every `movie_refresh_s` re-reads the movie table and the Feast
+registry and recomputes the fallback list; the model manager polls the registry on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from events.topics import ALERTS
+from ranking.transforms import FEATURE_SERVICE
+from serving import metrics as M  # noqa: N812
+from serving.models import ModelBundle, ModelManager
+from serving.movie_table import COST, MovieTable, read_online
+from serving.provenance import ProvenanceLog
+from serving.recommender import Outcome, fallback_list, rank, without
+from serving.routing import Router
+from serving.settings import ServingSettings
+from serving.user_features import CircuitBreaker, UserFeatureClient
+
+log = logging.getLogger(__name__)
+
+FALLBACK_FILE: Final = "serving/fallback.json"
+"""Under the var dir: the last fallback list, so a restart without Redis or models still answers."""
+SELF_DESCRIPTION_UNAVAILABLE: Final = "self_description unavailable (no text model loaded): served popular"
+
+
+def _fast_store(var: Path, redis_url: str, socket_timeout_s: float) -> Any:
+    """A Feast store for the request path: Redis with short timeouts, registry cache without TTL."""
+    from feast import FeatureStore
+
+    from feature_repo.config import REPO_DIR, load_config
+
+    sep = "&" if "?" in redis_url else "?"
+    url = f"{redis_url}{sep}socket_timeout={socket_timeout_s}&socket_connect_timeout={socket_timeout_s}"
+    config = load_config(var.resolve(), url)
+    # TTL 0 = never expires: a request never re-reads the registry; our thread refreshes it.
+    config.registry.cache_ttl_seconds = 0
+    return FeatureStore(repo_path=str(REPO_DIR), config=config)
+
+
+def check_bundle(bundle: ModelBundle) -> None:
+    """A new version must answer a trial request (empty features, its most active user) with finite scores."""
+    user = 0
+    if bundle.index.n_users:
+        user = int(bundle.index.als.user_ids[0])
+    outcome = rank(user, {}, bundle, MovieTable.empty(), None, time.time())
+    if not outcome.movies:
+        raise ValueError(f"v{bundle.version} produced no recommendations for a trial user")
+
+
+@dataclass
+class Runtime:
+    """The serving process's components; the app reads them, background threads replace them whole."""
+
+    settings: ServingSettings
+    router: Router
+    models: ModelManager
+    users: UserFeatureClient | None
+    provenance: ProvenanceLog
+    store: Any = None
+    table: MovieTable = field(default_factory=MovieTable.empty)
+    fallback: list[str] = field(default_factory=list)
+    feature_service: str = FEATURE_SERVICE
+    table_error: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _alerts_producer: Any = None
+
+    # --- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, settings: ServingSettings) -> Runtime:
+        """Open every dependency; a missing one degrades (logged) instead of stopping the start."""
+        from ranking.registry import ModelRegistry
+        from ranking.settings import RankSettings
+
+        router = Router()
+        try:
+            router = Router.from_file(settings.experiments_file)
+        except Exception as exc:  # no file: everyone gets the champion
+            log.warning("experiments file %s not loaded (%s): serving the champion to everyone",
+                        settings.experiments_file, exc)  # fmt: skip
+        manager = ModelManager(
+            lambda: ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=settings.var_dir)),
+            check_bundle,
+            settings.registry_poll_s,
+            on_event=_model_event,
+        )
+        store: Any = None
+        users: UserFeatureClient | None = None
+        try:
+            store = _fast_store(settings.var_dir, settings.redis_url, settings.feature_timeout_ms / 1000.0)
+            users = UserFeatureClient(
+                store,
+                settings.feature_timeout_ms / 1000.0,
+                CircuitBreaker(cooldown_s=settings.breaker_cooldown_s),
+            )
+        except Exception as exc:
+            log.error("feature store unavailable, answering fallback lists: %s", exc)
+        rt = cls(settings, router, manager, users, ProvenanceLog.from_settings(settings), store)
+        rt.pin_from_router()
+        manager.refresh()
+        rt.refresh_table()
+        return rt
+
+    def pin_from_router(self) -> None:
+        """Load the versions the active experiment pins (`v<N>` arms) besides the aliases."""
+        experiment = self.router.experiment
+        pins = [int(a.model[1:]) for a in (experiment.arms if experiment else ()) if a.model.startswith("v")]
+        self.models.pin(pins)
+
+    # --- background -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the provenance drain, the model poller and the table refresher."""
+        self.provenance.start()
+        self.models.start()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="table-refresher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.movie_refresh_s):
+            if self.store is not None:
+                try:
+                    self.store.refresh_registry()
+                except Exception as exc:
+                    log.warning("feast registry refresh failed: %s", exc)
+            self.refresh_table()
+
+    def stop(self) -> None:
+        """Stop background work and flush provenance."""
+        self._stop.set()
+        self.models.stop()
+        if self.users is not None:
+            self.users.close()
+        self.provenance.close(timeout_s=2.0)
+        if self._alerts_producer is not None:
+            self._alerts_producer.flush(2.0)
+
+    def movie_ids(self) -> list[str]:
+        """Every movie any loaded model can recommend."""
+        ids: set[str] = set()
+        for bundle in {b.version: b for b in self.models.loaded.values()}.values():
+            ids.update(str(m) for m in bundle.index.items)
+        return sorted(ids)
+
+    def refresh_table(self) -> bool:
+        """Re-read the movie table from the online store and recompute the fallback list; never raises."""
+        ids = self.movie_ids()
+        if self.store is not None and ids:
+            try:
+                table = read_online(self.store, ids, self.table.generation + 1)
+                self.table, self.table_error = table, None
+            except Exception as exc:  # Redis down: keep the last table
+                self.table_error = f"{type(exc).__name__}: {exc}"
+                log.warning("movie table refresh failed, keeping the last one: %s", exc)
+        self._refresh_fallback()
+        return self.table_error is None
+
+    def _refresh_fallback(self) -> None:
+        path = self.settings.var_dir / FALLBACK_FILE
+        champion = self.models.loaded.get("champion") or next(iter(self.models.loaded.values()), None)
+        if champion is not None:
+            popular = [str(m) for m in champion.index.items[champion.index.popular(100)]]
+            self.fallback = fallback_list(popular, self.table)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"movies": self.fallback, "written_at": time.time()}))
+                tmp.replace(path)
+            except OSError as exc:
+                log.warning("could not persist the fallback list: %s", exc)
+        elif not self.fallback and path.is_file():
+            try:
+                self.fallback = [str(m) for m in json.loads(path.read_text())["movies"]]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("stored fallback list unreadable: %s", exc)
+
+    # --- request helpers ------------------------------------------------------------------
+
+    def fallback_outcome(self, user_id: int, bundle: ModelBundle | None, reason: str) -> Outcome:
+        """The fallback list minus what the index knows the user watched."""
+        seen: set[str] = set()
+        if bundle is not None:
+            seen = {str(m) for m in bundle.index.items[bundle.index.watched(user_id)]}
+        return Outcome(without(self.fallback, seen), "fallback", reason=reason)
+
+    def cold_start(self, user_id: int, policy: str, recent: list[str]) -> Outcome:
+        """Users without history: `popular` (cost-aware popular list); `self_description` needs a text model."""
+        reason = policy if policy == "popular" else SELF_DESCRIPTION_UNAVAILABLE
+        return Outcome(without(self.fallback, set(recent)), "cold_start", reason=reason)
+
+    def list_cost(self, movies: list[str]) -> float:
+        """Summed licence cost of an answered list (unknown costs count zero)."""
+        if not movies:
+            return 0.0
+        cost = self.table.gather(COST, self.table.rows(movies))
+        return float(np.nansum(cost))
+
+    def warm_up_users(self) -> Iterable[int]:
+        """A few users to run through the path before traffic (known ones exercise the model)."""
+        bundle = self.models.loaded.get("champion")
+        known = [int(u) for u in bundle.index.als.user_ids[:3]] if bundle is not None else []
+        return [*known, 0, 10**12]
+
+    # --- admin and operations -------------------------------------------------------------
+
+    def readiness(self) -> dict[str, Any]:
+        """Ready when at least one model and a non-empty movie table are loaded."""
+        models = self.models.available()
+        checks = {
+            "models": bool(models),
+            "movie_table": len(self.table) > 0,
+            "feature_store": self.users is not None,
+        }
+        return {"ready": all(checks.values()), "checks": checks, "models": models,
+                "movies": len(self.table), "table_error": self.table_error}  # fmt: skip
+
+    def models_status(self) -> dict[str, Any]:
+        """What the admin models route shows."""
+        return {
+            "loaded": {
+                ref: {"version": b.version, "loaded_at": b.loaded_at, "path": str(b.path)}
+                for ref, b in self.models.loaded.items()
+            },
+            "failed": {f"v{v}": why for v, why in self.models.failed.items()},
+            "registry_ok": self.models.last_poll_ok,
+            "last_error": self.models.last_error,
+        }
+
+    def export_gauges(self) -> None:
+        """Refresh gauges read at scrape time."""
+        for ref, bundle in self.models.loaded.items():
+            M.MODEL_VERSION.labels(ref).set(bundle.version)
+        M.MOVIE_TABLE_AGE.set(time.time() - self.table.loaded_at if len(self.table) else float("nan"))
+        M.PROVENANCE_DROPPED.set(self.provenance.stats().overflow)
+        M.READY.set(1 if self.readiness()["ready"] else 0)
+
+    def explain(self, request_id: str) -> dict[str, Any]:
+        """Provenance of a past request with the registry's facts (blocking)."""
+        return self.provenance.explain(request_id, self.models.registry())
+
+    def forward_alerts(self, payload: Any) -> int:
+        """Send Alertmanager's alerts to the `recsys.alerts` topic, one message each."""
+        from events.kafka import make_producer
+
+        alerts = payload.get("alerts", []) if isinstance(payload, dict) else []
+        if self._alerts_producer is None:
+            self._alerts_producer = make_producer()
+        for alert in alerts:
+            key = str(alert.get("fingerprint") or alert.get("labels", {}).get("alertname", "alert"))
+            self._alerts_producer.produce(ALERTS, json.dumps(alert).encode(), key=key.encode())
+        self._alerts_producer.poll(0)
+        return len(alerts)
+
+
+def _model_event(event: str, ref: str) -> None:
+    if event == "swapped":
+        M.MODEL_SWAPS.labels(ref).inc()
+    elif event == "load_failed":
+        M.MODEL_LOAD_FAILURES.labels(ref).inc()

@@ -1,0 +1,138 @@
+"""Pure serving logic: the breaker, the fallback list, the model path on a real tiny model, id validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from ranking import columns as C  # noqa: N812
+from ranking.candidate_index import CandidateIndex
+from ranking.candidates import ALSConfig
+from ranking.ranker import Ranker, RankerParams
+from ranking.transforms import FEATURE_COLUMNS
+from serving.app import create_app
+from serving.models import ModelBundle
+from serving.movie_table import MovieTable
+from serving.recommender import fallback_list, has_history, rank, without
+from serving.user_features import CircuitBreaker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_after_failures_then_half_opens_for_one_trial() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=3, cooldown_s=2.0, clock=clock)
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.failure()
+    assert breaker.state == "open" and not breaker.allow()
+    clock.now = 2.5
+    assert breaker.state == "half_open"
+    assert breaker.allow() and not breaker.allow(), "one trial at a time"
+    breaker.failure()  # the trial failed: open again
+    assert breaker.state == "open"
+    clock.now = 5.0
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state == "closed" and breaker.allow()
+
+
+def _table(ids: list[str], cost: list[float]) -> MovieTable:
+    data = {"movie_id": ids, "movie_metadata__cost": cost, "movie_metadata__genres": [["drama"]] * len(ids)}
+    return MovieTable.from_rows(data)  # type: ignore[arg-type]
+
+
+def test_fallback_list_keeps_popular_movies_but_pushes_expensive_ones_down() -> None:
+    ids = [f"m{i}" for i in range(30)]
+    cost = [1.0] * 30
+    cost[0] = 50.0  # the most popular movie is very expensive
+    out = fallback_list(ids, _table(ids, cost))
+    assert sorted(out) == sorted(ids)
+    assert out.index("m0") > 5 and out[0] == "m1"
+    assert without(out, {"m1", "m2"}, 3) == [m for m in out if m not in {"m1", "m2"}][:3]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+    rng = np.random.default_rng(0)
+    n = 1500
+    start = pd.Timestamp("2026-10-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 9 * 86_400, n), unit="s")
+    minutes = rng.integers(1, 100, n)
+    sessions = pd.DataFrame(
+        {
+            C.USER: rng.integers(0, 50, n),
+            C.ITEM: [f"movie+{m}+2001" for m in np.minimum(rng.zipf(1.3, n), 90)],
+            C.MINUTES: minutes,
+            C.START_TS: start,
+            C.END_TS: start + pd.to_timedelta(minutes, unit="m"),
+        }
+    )
+    index = CandidateIndex.build(
+        sessions, pd.Timestamp("2026-10-11", tz="UTC"), ALSConfig(factors=4, iterations=3)
+    )
+    x = rng.normal(size=(600, len(FEATURE_COLUMNS))).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int64) + (x[:, 1] > 1).astype(np.int64)
+    ranker = Ranker.train(
+        x, y, np.full(30, 20), 1.0, RankerParams(n_estimators=5, num_threads=1), default_lambda=0.1
+    )
+    path = tmp_path_factory.mktemp("model")
+    return ModelBundle("recsys-ranker", 1, ranker, index, Path(path))
+
+
+def test_model_path_answers_twenty_unseen_movies(bundle: ModelBundle) -> None:
+    user = int(bundle.index.als.user_ids[0])
+    watched = set(bundle.index.items[bundle.index.watched(user)].tolist())
+    recent = [m for m in bundle.index.items[bundle.index.popular(3)].tolist()]
+    table = _table(list(bundle.index.items), [1.0] * len(bundle.index.items))
+    out = rank(user, {"user_watch_stats__recent_movie_ids": recent}, bundle, table, None, 1.8e9)
+    assert out.path == "model" and 0 < len(out.movies) <= 20
+    assert len(set(out.movies)) == len(out.movies)
+    assert not set(out.movies) & (watched | set(recent))
+    assert out.lam == 0.1 and out.candidate_sources["pop"] > 0
+
+
+def test_history_comes_from_online_features_or_the_index(bundle: ModelBundle) -> None:
+    known = int(bundle.index.als.user_ids[0])
+    assert has_history(None, bundle, known)
+    assert not has_history(None, bundle, 10**9)
+    assert has_history({"user_watch_stats__watch_count_total": 3}, None, 10**9)
+    assert not has_history({"user_watch_stats__watch_count_total": None}, None, 10**9)
+
+
+BAD_IDS = ("abc", "-1", "1.5", "9" * 19, "%20", "1,2", "%F0%9F%8E%AC")
+"""Not a non-negative integer of at most 18 digits."""
+
+
+def test_malformed_ids_get_a_one_line_4xx_and_valid_ids_without_dependencies_a_fallback(
+    tmp_path: Path,
+) -> None:
+    from serving.models import ModelManager
+    from serving.provenance import ProvenanceLog
+    from serving.routing import Router
+    from serving.runtime import Runtime, check_bundle
+    from serving.settings import ServingSettings
+
+    settings = ServingSettings(RECSYS_VAR_DIR=tmp_path)  # type: ignore[call-arg]
+    manager = ModelManager(lambda: None, check_bundle, 60.0)
+    runtime = Runtime(settings, Router(), manager, None, ProvenanceLog(index_size=10))
+    with TestClient(create_app(settings, runtime)) as client:
+        for path in [f"/recommend/{bad}" for bad in BAD_IDS] + ["/recommend/", "/recommend"]:
+            response = client.get(path)
+            assert response.status_code == 400, path
+            assert response.text and "\n" not in response.text, path
+        ok = client.get("/recommend/42")  # no model, no features: the fallback path, still 200
+        assert ok.status_code == 200 and ok.headers["X-Recommendation-Path"] == "fallback"
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/admin/experiments").status_code == 401
+        assert "recsys_requests_total" in client.get("/metrics").text
