@@ -32,10 +32,12 @@ def serve(
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     multiproc_dir = None
-    if n > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if n > 1:
         # Each worker writes its metrics to files here; /metrics sums them (serving.metrics).
+        # Both names: prometheus_client reads one, Feast (imported in the workers) the other.
         multiproc_dir = tempfile.mkdtemp(prefix="recsys-prom-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
+        for var in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR", "RECSYS_SERVING_METRICS_DIR"):
+            os.environ[var] = multiproc_dir
     try:
         uvicorn.run(
             "serving.app:create_app",

@@ -1,7 +1,10 @@
 """Prometheus metrics of the recommendation API (names are the contract in docs/deploy.md).
 
-With several uvicorn workers each process counts on its own; `PROMETHEUS_MULTIPROC_DIR`
-(set by `recsys serve` before the workers start) makes `/metrics` sum them all.
+With several uvicorn workers each process counts on its own: `recsys serve` points
+`PROMETHEUS_MULTIPROC_DIR` at a fresh folder before the workers start and names it in
+`RECSYS_SERVING_METRICS_DIR`, and `/metrics` then sums every worker's files. Our own variable
+decides, not prometheus_client's: importing Feast sets `PROMETHEUS_MULTIPROC_DIR` to a temp
+folder of its own in every process, which would otherwise hide this process's metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+MULTIPROC_ENV: Final = "RECSYS_SERVING_METRICS_DIR"
+"""Set by `recsys serve` with several workers: the folder their metric files share."""
 LATENCY_BUCKETS: Final = (
     0.001,
     0.0025,
@@ -79,9 +84,10 @@ READY: Final = Gauge("recsys_ready", "1 when models and features are loaded.", m
 
 def render() -> tuple[bytes, str]:
     """The exposition text of this process, or of all workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 

@@ -1,0 +1,338 @@
+"""The recommendation API on real Redis, Feast, MLflow and Kafka: format, cold start, outages, swaps, provenance.
+
+A small world: 60 users x 90 movies of sessions, their online features written through Feast,
+two real LightGBM rankers with candidate indexes registered in a real MLflow registry.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+import uvicorn
+from fastapi.testclient import TestClient
+
+from events.metadata import GENRES
+from ranking import columns as C  # noqa: N812
+from ranking.candidate_index import INDEX_DIR, CandidateIndex
+from ranking.candidates import ALSConfig
+from ranking.provenance import Provenance
+from ranking.ranker import Ranker, RankerParams
+from ranking.registry import ModelRegistry
+from ranking.settings import RankSettings
+from ranking.transforms import FEATURE_COLUMNS, FEATURE_SERVICE
+from recsys.training import snapshot
+from serving.app import create_app
+from serving.settings import ServingSettings
+from tests.integration.conftest import StackInfo
+from tests.integration.test_feast_repo import db_url
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_DB = 6
+SLUG = r"[a-z0-9+_.\-]+"
+EXPERIMENTS = """
+experiments:
+  - name: ab
+    salt: test-salt
+    enabled: true
+    arms:
+      - {name: control, weight: 50, model: champion}
+      - {name: treatment, weight: 50, model: challenger, lam: 0.5}
+"""
+
+
+@dataclass
+class World:
+    var: Path
+    redis_url: str
+    sessions: pd.DataFrame
+    recent: dict[int, list[str]]
+    versions: list[int]
+    settings: ServingSettings
+
+
+def _sessions() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    n = 2500
+    start = pd.Timestamp("2026-10-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 9 * 86_400, n), unit="s")
+    minutes = rng.integers(1, 120, n)
+    return pd.DataFrame(
+        {
+            C.USER: rng.integers(1, 61, n).astype(np.int64),
+            C.ITEM: [f"movie+{m}+{1950 + m % 70}" for m in np.minimum(rng.zipf(1.2, n), 90)],
+            C.MINUTES: minutes,
+            C.START_TS: start,
+            C.END_TS: start + pd.to_timedelta(minutes, unit="m"),
+        }
+    )
+
+
+def write_online(store: Any, sessions: pd.DataFrame, recent: dict[int, list[str]]) -> None:
+    """Online features for every user and movie of the world, through Feast."""
+    now = pd.Timestamp.now(tz="UTC").floor("us")
+    users = sorted(recent)
+    movies = sorted(set(sessions[C.ITEM]))
+    rng = np.random.default_rng(3)
+
+    def frame(view: str, key: str, ids: list[Any]) -> pd.DataFrame:
+        data: dict[str, Any] = {key: ids, "event_timestamp": [now] * len(ids), "created": [now] * len(ids)}
+        for f in store.get_feature_view(view).features:
+            kind = str(f.dtype)
+            if f.name == "recent_movie_ids":
+                data[f.name] = [recent[u] for u in ids]
+            elif f.name == "genres":
+                data[f.name] = [[GENRES[i % len(GENRES)]] for i in range(len(ids))]
+            elif f.name == "genre_affinity":
+                data[f.name] = [list(rng.dirichlet(np.ones(len(GENRES)))) for _ in ids]
+            elif "Int" in kind:
+                data[f.name] = rng.integers(1, 1_000, len(ids))
+            elif "Float" in kind:
+                data[f.name] = rng.random(len(ids)) * 5 + 0.1
+            else:
+                data[f.name] = ["x"] * len(ids)
+        return pd.DataFrame(data)
+
+    for view in ("user_watch_stats", "user_rating_stats", "user_profile"):
+        store.write_to_online_store(view, frame(view, "user_id", users))
+    for view in ("movie_popularity", "movie_rating_stats", "movie_metadata"):
+        store.write_to_online_store(view, frame(view, "movie_id", movies))
+
+
+def train_model(sessions: pd.DataFrame, out: Path, seed: int, with_index: bool = True) -> Path:
+    """A real (tiny) LambdaRank model and the candidate index it serves with."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(800, len(FEATURE_COLUMNS))).astype(np.float32)
+    y = (x[:, seed % 5] > 0.3).astype(np.int64) + (x[:, 20] > 1).astype(np.int64)
+    ranker = Ranker.train(
+        x, y, np.full(40, 20), 1.0, RankerParams(n_estimators=8, num_threads=1), default_lambda=0.05
+    )
+    ranker.save(out)
+    if with_index:
+        index = CandidateIndex.build(
+            sessions, pd.Timestamp("2026-10-11", tz="UTC"), ALSConfig(factors=4, iterations=3)
+        )
+        index.save(out / INDEX_DIR)
+    return out
+
+
+def register(var: Path, model_dir: Path) -> int:
+    registry = ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=var))  # type: ignore[call-arg]
+    prov = Provenance.collect(REPO, FEATURE_SERVICE, var / "feast" / "registry.db", snapshot(var / "offline"))
+    return int(registry.register(model_dir, prov, {"ndcg20": 0.3, "cost20": 1.0, "p99_ms": 5.0}).version)
+
+
+@pytest.fixture(scope="module")
+def world(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> World:
+    from ingestion.feast_bridge import open_feature_store
+
+    var = tmp_path_factory.mktemp("serving") / "var"
+    url = db_url(stack.redis_url, TEST_DB)
+    redis.Redis.from_url(url).flushdb()
+    sessions = _sessions()
+    part = var / "offline" / "sessions" / "date=2026-10-01"
+    part.mkdir(parents=True)
+    sessions.to_parquet(part / "sessions.parquet")
+    store = open_feature_store(var, url)
+    recent = {u: g.sort_values(C.END_TS)[C.ITEM].tolist()[-5:][::-1] for u, g in sessions.groupby(C.USER)}
+    write_online(store, sessions, recent)
+    models = tmp_path_factory.mktemp("models")
+    versions = [register(var, train_model(sessions, models / f"m{i}", seed=i)) for i in (1, 2)]
+    registry = ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=var))  # type: ignore[call-arg]
+    assert registry.promote(versions[0]).accepted
+    experiments = var / "experiments.yaml"
+    experiments.write_text(EXPERIMENTS)
+    settings = ServingSettings(  # type: ignore[call-arg]
+        RECSYS_VAR_DIR=var,
+        RECSYS_REDIS_URL=url,
+        experiments_file=experiments,
+        registry_poll_s=0.3,
+        movie_refresh_s=1.0,
+        breaker_cooldown_s=0.5,
+    )
+    return World(var, url, sessions, recent, versions, settings)
+
+
+def test_answer_is_one_line_of_at_most_20_unseen_ids_with_routing_headers(world: World) -> None:
+    with TestClient(create_app(world.settings)) as client:
+        assert client.get("/readyz").status_code == 200
+        for user in (1, 2, 3, 17):
+            response = client.get(f"/recommend/{user}")
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/plain")
+            body = response.content.decode()
+            ids = body.split(",")
+            assert body == ",".join(ids) and " " not in body and "\n" not in body
+            assert 1 <= len(ids) <= 20 and len(set(ids)) == len(ids)
+            assert all(pd.Series(ids).str.fullmatch(SLUG))
+            assert not set(ids) & set(world.recent[user]), "recently watched movies are filtered"
+            assert response.headers["X-Recommendation-Path"] == "model"
+            assert response.headers["X-Model-Version"] == f"v{world.versions[0]}"
+            assert response.headers["X-Arm"] in {"control", "treatment"}
+            assert len(response.headers["X-Request-Id"]) == 32
+        # The same user gets the same arm every time (stable hash of user id and salt).
+        arms = {client.get("/recommend/5").headers["X-Arm"] for _ in range(5)}
+        assert len(arms) == 1
+
+
+def test_unknown_user_gets_the_cold_start_list_and_provenance_traces_the_model(world: World) -> None:
+    with TestClient(create_app(world.settings)) as client:
+        cold = client.get("/recommend/987654321")
+        assert cold.status_code == 200 and cold.headers["X-Recommendation-Path"] == "cold_start"
+        assert len(cold.text.split(",")) == 20
+        answered = client.get("/recommend/7")
+        request_id = answered.headers["X-Request-Id"]
+        explained = client.get(f"/provenance/{request_id}")
+        assert explained.status_code == 200, explained.text
+        body = explained.json()
+        assert body["record"]["result"] == answered.text.split(",")
+        assert body["record"]["model_version"] == world.versions[0]
+        assert body["model"]["version"] == world.versions[0]
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], check=True, cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        assert body["model"]["code"]["git_commit"] == commit
+        assert body["model"]["features"]["feature_service"] == FEATURE_SERVICE
+        assert body["model"]["training_data"]["rows"] > 0
+        assert client.get("/provenance/" + "0" * 32).status_code in (404, 504)
+        assert client.get("/provenance/not-an-id").status_code == 400
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_killed_redis_degrades_to_fallback_lists_within_the_sla(world: World, tmp_path: Path) -> None:
+    from ingestion.feast_bridge import open_feature_store
+
+    server = shutil.which("redis-server")
+    assert server, "redis-server is installed by `make prereqs`"
+    port = _free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(50):
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        write_online(open_feature_store(world.var, url), world.sessions, world.recent)
+        settings = world.settings.model_copy(update={"redis_url": url})
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/recommend/3").headers["X-Recommendation-Path"] == "model"
+            proc.kill()
+            proc.wait()
+            paths = []
+            for user in list(range(1, 61)) * 2:
+                t0 = time.perf_counter()
+                response = client.get(f"/recommend/{user}")
+                elapsed = time.perf_counter() - t0
+                assert response.status_code == 200 and response.text, response.text
+                assert elapsed < 0.6, f"{elapsed * 1000:.0f} ms with Redis down"
+                paths.append(response.headers["X-Recommendation-Path"])
+            assert set(paths) == {"fallback"}
+            metrics = client.get("/metrics").text
+            assert "recsys_fallback_total" in metrics and "recsys_feature_errors_total" in metrics
+    finally:
+        proc.kill()
+
+
+class Server:
+    """The app under a real uvicorn server in a thread (real HTTP, real lifespan)."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self.port = _free_port()
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the API did not become ready")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def test_promotion_failed_load_and_rollback_under_load_without_a_failed_answer(
+    world: World, tmp_path: Path
+) -> None:
+    registry = ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=world.var))  # type: ignore[call-arg]
+    broken = register(world.var, train_model(world.sessions, tmp_path / "broken", seed=3, with_index=False))
+    statuses: list[int] = []
+    seen: list[str] = []
+    stop = threading.Event()
+    settings = world.settings.model_copy(update={"experiments_file": tmp_path / "none.yaml"})
+
+    def load(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    r = client.get(f"/recommend/{1 + i % 60}")
+                    statuses.append(r.status_code)
+                    seen.append(r.headers.get("X-Model-Version", "?"))
+                except httpx.HTTPError:
+                    statuses.append(-1)
+
+    def wait_for(version: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if seen and seen[-1] == version:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"never served {version}; last {seen[-5:]}")
+
+    with Server(settings) as url:
+        threads = [threading.Thread(target=load, args=(url,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            v1, v2 = world.versions
+            wait_for(f"v{v1}")
+            assert registry.promote(v2, force=True).accepted
+            wait_for(f"v{v2}")
+            # A version whose candidate index is missing: the service keeps v2 and counts the failure.
+            assert registry.promote(broken, force=True).accepted
+            time.sleep(2.0)
+            assert seen[-1] == f"v{v2}"
+            admin = httpx.get(
+                f"{url}/admin/models", headers={"Authorization": "Bearer recsys-local-admin"}
+            ).json()
+            assert f"v{broken}" in admin["failed"]
+            assert "recsys_model_load_failures_total" in httpx.get(f"{url}/metrics").text
+            registry.rollback()  # broken -> v2
+            registry.rollback()  # v2 -> v1
+            wait_for(f"v{v1}")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+    assert len(statuses) > 200, "the load must keep running through the swaps"
+    assert set(statuses) == {200}, f"non-200 answers: {sorted(set(statuses))}"
+    assert {f"v{world.versions[0]}", f"v{world.versions[1]}"} <= set(seen)
