@@ -398,7 +398,9 @@ class ModelRegistry:
             raise ModelArtifactError(f"v{info.version}: {MODEL_FILE} does not match its registered SHA-256")
         expected_index = info.tags.get(CANDIDATES_SHA256_TAG)
         if expected_index and folder_sha256(folder / CANDIDATES_DIR) != expected_index:
-            raise ModelArtifactError(f"v{info.version}: {CANDIDATES_DIR}/ does not match its registered SHA-256")
+            raise ModelArtifactError(
+                f"v{info.version}: {CANDIDATES_DIR}/ does not match its registered SHA-256"
+            )
         return folder
 
     # --- writing --------------------------------------------------------------------------
