@@ -56,7 +56,9 @@ def test_index_candidates_match_training_candidates_row_for_row(tmp_path: Path) 
         assert index.items[got.items].tolist() == want[C.ITEM].tolist(), f"user {user}"
         assert got.rank_pop.tolist() == want["rank_pop"].tolist()
         assert got.rank_als.tolist() == want["rank_als"].tolist()
-        np.testing.assert_allclose(got.score_als, want["score_als"].to_numpy(dtype=float), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            got.score_als, want["score_als"].to_numpy(dtype=float), rtol=1e-5, atol=1e-6
+        )
         assert got.known_user == (user in gens.seen)
         compared += len(want)
     assert compared > 1000, "the comparison must cover many candidates"
