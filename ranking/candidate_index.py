@@ -73,7 +73,10 @@ class CandidateIndex:
         self._als_to_vocab = vocab.get_indexer(als.item_ids).astype(np.int64)
         self._item_factors = np.ascontiguousarray(als.item_factors, dtype=np.float32)
         self._user_factors = np.ascontiguousarray(als.user_factors, dtype=np.float32)
-        self._user_row = pd.Index(als.user_ids)
+        # Sorted user ids and their factor rows: a binary search per request (a dict of 1M ids costs ~100 MB).
+        users = np.asarray(als.user_ids, dtype=np.int64)
+        self._user_order = np.argsort(users, kind="stable")
+        self._users_sorted = users[self._user_order]
         liked = als._liked.tocsr()  # the generator's own training matrix
         self._liked_indptr, self._liked_indices = liked.indptr, liked.indices
 
@@ -101,7 +104,7 @@ class CandidateIndex:
     @property
     def n_users(self) -> int:
         """Users the ALS model knows."""
-        return len(self._user_row)
+        return len(self._users_sorted)
 
     def popular(self, k: int) -> npt.NDArray[np.int64]:
         """The k most popular movies as vocabulary positions (for fallbacks and cold start)."""
@@ -117,7 +120,10 @@ class CandidateIndex:
         return positions
 
     def _row(self, user_id: int) -> int:
-        return int(self._user_row.get_indexer([int(user_id)])[0])
+        at = int(np.searchsorted(self._users_sorted, user_id))
+        if at < len(self._users_sorted) and self._users_sorted[at] == user_id:
+            return int(self._user_order[at])
+        return -1
 
     def candidates(
         self,

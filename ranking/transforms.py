@@ -83,8 +83,7 @@ def _affinity_matrix(affinity: pd.Series) -> np.ndarray:
     """Rows of user genre affinity (zeros when unknown)."""
     out = np.zeros((len(affinity), len(GENRES)), dtype=np.float32)
     for i, a in enumerate(affinity.to_numpy()):
-        if a is not None and not (isinstance(a, float) and np.isnan(a)) and len(a) == len(GENRES):
-            out[i] = np.asarray(a, dtype=np.float32)
+        out[i] = affinity_vector(a)
     return out
 
 
@@ -114,8 +113,11 @@ def genre_onehot(genres: pd.Series | list[object]) -> np.ndarray:
 
 def affinity_vector(affinity: object) -> np.ndarray:
     """One user's genre affinity as a GENRES-long float32 row (zeros when unknown)."""
-    row: np.ndarray = _affinity_matrix(pd.Series([affinity], dtype=object))[0]
-    return row
+    if affinity is None or isinstance(affinity, float) or not hasattr(affinity, "__len__"):
+        return np.zeros(len(GENRES), dtype=np.float32)
+    if len(affinity) != len(GENRES):
+        return np.zeros(len(GENRES), dtype=np.float32)
+    return np.asarray(affinity, dtype=np.float32)
 
 
 def matrix_from_columns(
