@@ -21,6 +21,7 @@ class DemoContext:
     days: float = 4.0
     sessions_per_hour: float = 300.0
     seed: int = 7
+    closed_loop_hours: float = 12.0
     lines_produced: int = 0
     facts: dict[str, str] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
@@ -94,6 +95,14 @@ def _ingest(ctx: DemoContext) -> None:
     ctx.where["dead letters"] = "recsys events tail --topic movielog.dlq"
 
 
+def _ingest_loop(ctx: DemoContext) -> None:
+    before = ctx.facts.get("ingestion")
+    _ingest(ctx)  # the consumer group resumes at its committed offsets: only the new lines
+    ctx.facts["ingestion (closed loop)"] = ctx.facts.pop("ingestion")
+    if before is not None:
+        ctx.facts["ingestion"] = before
+
+
 def _train(ctx: DemoContext) -> None:
     from pathlib import Path
 
@@ -125,6 +134,56 @@ def _evaluate(ctx: DemoContext) -> None:
     ctx.facts["evaluation"] = f"registered models compared with the baselines; selected: {selected}"
 
 
+def _serve(ctx: DemoContext) -> None:
+    from recsys.services import recommender_api
+    from recsys.settings import get_settings
+
+    api = recommender_api(get_settings().var)
+    api.up(timeout_s=300.0)
+    ctx.cleanup.append(api.down)
+    base = api.health_url.removesuffix("/readyz")
+    ctx.facts["recommendation API"] = f"{base} (2 workers; champion from the registry)"
+    ctx.where["try it"] = f"curl -i {base}/recommend/1"
+    ctx.where["API metrics"] = f"{base}/metrics"
+    ctx.where["experiments (admin)"] = f"curl -H 'Authorization: Bearer <token>' {base}/admin/experiments"
+
+
+def _closed_loop(ctx: DemoContext) -> None:
+    from events.kafka import ensure_topics
+    from simulator.clock import SimClock
+    from simulator.recommend import RecommendClient
+    from simulator.run import drive
+    from simulator.settings import get_sim_settings
+    from simulator.sinks import KafkaSink
+    from simulator.state import read_state
+    from simulator.store import load_world
+    from simulator.traffic import Traffic
+
+    # Four calls in flight: unpaced, a larger burst only measures queueing on this 2-core machine.
+    s = get_sim_settings().model_copy(
+        update={"sessions_per_hour": ctx.sessions_per_hour, "speed": 0.0, "closed_loop_concurrency": 4}
+    )
+    world = load_world(s.sim_dir, texts=False)
+    state = read_state(s.sim_dir)
+    if state is None:
+        raise RuntimeError("no simulator state: the history step must run first")
+    ensure_topics()
+    rec = RecommendClient(s.serving_url, s.request_timeout_ms, s.closed_loop_concurrency)
+    gen = Traffic(world, s, "closed", state.sim_now_ns, next_user=state.next_user, recommender=rec,
+                  clock=SimClock(state.sim_now_ns, 0.0), seed=ctx.seed + 1)  # fmt: skip
+    try:
+        result = drive(gen, [KafkaSink(s.topic)], until_ns=state.sim_now_ns + int(ctx.closed_loop_hours * 3600e9),
+                       sim_dir=s.sim_dir)  # fmt: skip
+    finally:
+        rec.close()
+    st = result.stats
+    taken = st.accepted / st.sessions if st.sessions else 0.0
+    ctx.facts["closed loop"] = (
+        f"{ctx.closed_loop_hours:g} simulated hours: {st.requests:,} /recommend calls, {st.requests_failed:,} failed "
+        f"or late; {st.accepted:,} of {st.sessions:,} sessions ({taken:.1%}) watched a recommended movie"
+    )
+
+
 STEPS: list[tuple[str, Step]] = [
     ("start the local stack (Kafka, Redis)", _stack),
     ("generate the simulated world (catalogue, users, tastes)", _world),
@@ -133,6 +192,9 @@ STEPS: list[tuple[str, Step]] = [
     ("ingest: Kafka -> Parquet offline store + DLQ + Feast features", _ingest),
     ("train: Feast point-in-time sets -> LambdaRank + cost penalty -> MLflow", _train),
     ("evaluate: registered models vs popularity, ALS and the oracle", _evaluate),
+    ("serve: the recommendation API loads the champion, its candidates and online features", _serve),
+    ("closed loop: simulated users call /recommend and watch what appeals to them", _closed_loop),
+    ("ingest the closed loop's events (the platform learns from its own answers)", _ingest_loop),
 ]
 """The demo's steps in order; each issue adds its own."""
 

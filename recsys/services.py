@@ -1,4 +1,4 @@
-"""Background platform processes the demo (and benchmarks) start: the metadata API, later the recommender."""
+"""Background platform processes the demo (and benchmarks) start: the metadata API and the recommender."""
 
 from __future__ import annotations
 
@@ -60,3 +60,13 @@ def wait_for(check: object, timeout_s: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise StackError(f"timed out waiting for {what}")
+
+
+def recommender_api(var: Path, port: int = 8082, workers: int = 2) -> ServiceProcess:
+    """The recommendation API (`recsys serve`) on 127.0.0.1:<port>, healthy when ready (models and features loaded)."""
+    return ServiceProcess(
+        "recommender-api",
+        var,
+        ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        f"http://127.0.0.1:{port}/readyz",
+    )
