@@ -94,10 +94,7 @@ SERVICE_COMMANDS = {
 }
 """The `recsys` subcommand each Python service runs."""
 
-PENDING_COMMANDS: dict[str, str] = {
-    # The recommendation API (FastAPI under uvicorn).
-    "serve": "issue 6 (serving)",
-}
+PENDING_COMMANDS: dict[str, str] = {}
 """`recsys` commands compose runs that the CLI does not have yet, and the issue that adds them."""
 
 PENDING_ENV: dict[str, str] = {}
