@@ -123,6 +123,7 @@ METRIC_CONTRACT = {
     "recsys_requests_total",
     "recsys_request_latency_seconds_bucket",
     "recsys_fallback_total",
+    "recsys_model_load_failures_total",
 }
 """Metric names the rules and the dashboard use; serving and monitoring must export them."""
 SLA_SECONDS = 0.6
@@ -1032,6 +1033,18 @@ def test_rules_use_the_metric_contract_and_the_sla() -> None:
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in ("critical", "warning"), name
         assert rule["annotations"]["summary"], name
+
+
+def test_serving_exports_every_metric_of_the_contract() -> None:
+    from serving import metrics as serving_metrics
+
+    names = set()
+    for metric in vars(serving_metrics).values():
+        if hasattr(metric, "_name") and hasattr(metric, "_type"):
+            suffix = {"counter": "_total", "histogram": "_bucket"}.get(metric._type, "")
+            names.add(f"{metric._name}{suffix}")
+    missing = METRIC_CONTRACT - names
+    assert not missing, f"serving/metrics.py does not export {missing}"
 
 
 # === Alertmanager ===================================================================================
