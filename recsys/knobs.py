@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
@@ -36,6 +37,16 @@ def _load(path: str) -> type[BaseSettings]:
     return cls
 
 
+REPO_DIR = Path(__file__).resolve().parents[1]
+"""The checkout: defaults inside it are shown relative to it, so the table does not depend on where it lives."""
+
+
+def _show(value: object) -> str:
+    if isinstance(value, Path) and value.is_absolute() and value.is_relative_to(REPO_DIR):
+        return repr(Path(value.relative_to(REPO_DIR)))
+    return repr(value)
+
+
 def knobs() -> list[Knob]:
     """All knobs, in the order of SETTINGS_CLASSES then field order."""
     out: list[Knob] = []
@@ -45,7 +56,7 @@ def knobs() -> list[Knob]:
         for name, info in cls.model_fields.items():
             alias = info.validation_alias
             env = alias if isinstance(alias, str) else f"{prefix}{name}".upper()
-            default = "" if info.is_required() else repr(info.get_default(call_default_factory=True))
+            default = "" if info.is_required() else _show(info.get_default(call_default_factory=True))
             if all(k.env != env for k in out):  # shared variables (RECSYS_VAR_DIR) appear once
                 out.append(Knob(env, default, info.description or "", cls.__name__))
     return out

@@ -37,3 +37,9 @@ def test_every_command_has_a_one_line_purpose() -> None:
     text = README.read_text()
     for name in top:
         assert f"recsys {name}" in text, f"README does not mention `recsys {name}`"
+
+
+def test_knob_table_does_not_depend_on_where_the_checkout_lives() -> None:
+    from recsys.knobs import REPO_DIR, markdown_table
+
+    assert str(REPO_DIR) not in markdown_table(), "defaults inside the checkout must be shown relative to it"
