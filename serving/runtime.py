@@ -9,6 +9,7 @@ registry and recomputes the fallback list; the model manager polls the registry 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -79,6 +80,7 @@ class Runtime:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _alerts_producer: Any = None
+    _bad_experiments_sha: str | None = None
 
     # --- construction ---------------------------------------------------------------------
 
@@ -141,6 +143,26 @@ class Runtime:
                 except Exception as exc:
                     log.warning("feast registry refresh failed: %s", exc)
             self.refresh_table()
+            self.watch_experiments()
+
+    def watch_experiments(self) -> bool:
+        """Reload the experiment file when its content changed (how every worker follows an edit); never raises."""
+        path = self.settings.experiments_file
+        try:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return False
+        if sha in (self.router.describe()["sha256"], self._bad_experiments_sha):
+            return False
+        try:
+            summary = self.router.reload(path)
+        except Exception as exc:  # an invalid edit: the running experiment keeps serving
+            self._bad_experiments_sha = sha
+            log.error("experiment file %s changed but is invalid, keeping the current one: %s", path, exc)
+            return False
+        self.pin_from_router()
+        log.info("experiments reloaded from %s: %s", path, summary.to_dict())
+        return True
 
     def stop(self) -> None:
         """Stop background work and flush provenance."""

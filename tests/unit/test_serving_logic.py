@@ -136,3 +136,27 @@ def test_malformed_ids_get_a_one_line_4xx_and_valid_ids_without_dependencies_a_f
         assert client.get("/healthz").status_code == 200
         assert client.get("/admin/experiments").status_code == 401
         assert "recsys_requests_total" in client.get("/metrics").text
+
+
+def test_workers_follow_edits_of_the_experiment_file_and_ignore_invalid_ones(tmp_path: Path) -> None:
+    from serving.models import ModelManager
+    from serving.provenance import ProvenanceLog
+    from serving.routing import Router
+    from serving.runtime import Runtime, check_bundle
+    from serving.settings import ServingSettings
+
+    path = tmp_path / "experiments.yaml"
+    arms = "    arms:\n      - {name: a, weight: 1}\n      - {name: b, weight: %d}\n"
+    head = "experiments:\n  - name: ab\n    salt: s1\n    enabled: true\n"
+    path.write_text(head + arms % 1)
+    settings = ServingSettings(RECSYS_VAR_DIR=tmp_path, experiments_file=path)  # type: ignore[call-arg]
+    runtime = Runtime(settings, Router.from_file(path), ModelManager(lambda: None, check_bundle, 60.0), None,
+                      ProvenanceLog(index_size=10))  # fmt: skip
+    assert not runtime.watch_experiments(), "unchanged file: nothing to do"
+    path.write_text(head + arms % 3)
+    assert runtime.watch_experiments()
+    assert runtime.router.experiment is not None
+    assert runtime.router.experiment.shares()["b"] == 0.75
+    path.write_text(head + "    arms: []\n")  # invalid: no arms
+    assert not runtime.watch_experiments()
+    assert runtime.router.experiment.shares()["b"] == 0.75, "the running experiment keeps serving"
