@@ -75,8 +75,20 @@ def seen_items(interactions: pd.DataFrame) -> dict[int, set[str]]:
     """Every user's watched movies, the usual `exclude` argument of `recommend`."""
     if interactions.empty:
         return {}
-    grouped = interactions.groupby(USER, sort=False)[ITEM].agg(set)
-    return dict(zip(grouped.index.astype("int64").tolist(), grouped.tolist(), strict=True))
+    # On integer codes: distinct (user, movie) pairs sorted by user, then one slice per user.
+    users = interactions[USER].to_numpy(dtype=np.int64)
+    codes, items = pd.factorize(interactions[ITEM].astype(str))
+    order = np.lexsort((codes, users))
+    users, codes = users[order], codes[order]
+    new_user = np.r_[True, users[1:] != users[:-1]]
+    first = new_user | np.r_[True, codes[1:] != codes[:-1]]  # first row of each distinct pair
+    users, names = users[first], np.asarray(items, dtype=object)[codes[first]]
+    starts = np.flatnonzero(new_user[first])
+    ends = np.r_[starts[1:], len(users)]
+    return {
+        int(u): set(names[a:b].tolist())
+        for u, a, b in zip(users[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
+    }
 
 
 def unique_users(user_ids: Iterable[int]) -> npt.NDArray[np.int64]:
