@@ -72,3 +72,20 @@ def test_transforms_are_row_local_so_training_and_serving_agree() -> None:
     gm = FEATURE_COLUMNS.index("genre_match")
     assert whole[0, gm] == pytest.approx(1.0) and np.isnan(whole[2, gm])
     assert whole[0, FEATURE_COLUMNS.index("user_days_since_active")] == pytest.approx(1.0)
+
+
+def test_selection_tie_band_is_relative_to_the_best_ndcg() -> None:
+    from ranking.evaluate import ModelScores, select
+
+    def row(name: str, ndcg: float, cost: float) -> ModelScores:
+        return ModelScores(name, ndcg, 0.0, 0.0, 0.0, cost, p99_ms=1.0)
+
+    # Full-scale levels: a 31% lead is not a tie, even though it is below 0.005 in absolute terms.
+    assert select(
+        [row("popularity", 0.0068, 2.5), row("als", 0.0067, 2.05), row("lambdarank", 0.0088, 2.21)]
+    ) == ("lambdarank")
+    # Within 3% of the best: the cheaper model wins.
+    assert (
+        select([row("popularity", 0.05, 3.0), row("als", 0.0990, 1.0), row("lambdarank", 0.1000, 2.0)])
+        == "als"
+    )
