@@ -8,6 +8,7 @@ training/serving skew. Missing values stay NaN (LightGBM handles them natively).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 import numpy as np
@@ -66,25 +67,37 @@ def _col(df: pd.DataFrame, name: str) -> np.ndarray:
     return values
 
 
+def _genre_row(genres: object) -> np.ndarray:
+    """One movie's genre list as a one-hot row (GENRES order); zeros when unknown."""
+    out = np.zeros(len(GENRES), dtype=np.float32)
+    if genres is None or isinstance(genres, (float, str)) or not hasattr(genres, "__iter__"):
+        return out
+    for g in genres:
+        j = GENRE_INDEX.get(str(g).lower())
+        if j is not None:
+            out[j] = 1.0
+    return out
+
+
+def _rows_by_identity(values: np.ndarray, row: Callable[[object], np.ndarray]) -> np.ndarray:
+    """`row` applied once per distinct object: training repeats each user's or movie's list across its candidates."""
+    if not len(values):
+        return np.zeros((0, len(GENRES)), dtype=np.float32)
+    ids = np.fromiter((id(v) for v in values), dtype=np.uint64, count=len(values))
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    table = np.stack([row(values[i]) for i in first]).astype(np.float32)
+    out: np.ndarray = table[inverse.reshape(-1)]
+    return out
+
+
 def _genre_matrix(genres: pd.Series) -> np.ndarray:
     """One-hot rows (GENRES order) of each movie's genre list."""
-    out = np.zeros((len(genres), len(GENRES)), dtype=np.float32)
-    for i, gs in enumerate(genres.to_numpy()):
-        if gs is None or (isinstance(gs, float) and np.isnan(gs)):
-            continue
-        for g in gs:
-            j = GENRE_INDEX.get(str(g).lower())
-            if j is not None:
-                out[i, j] = 1.0
-    return out
+    return _rows_by_identity(genres.to_numpy(dtype=object), _genre_row)
 
 
 def _affinity_matrix(affinity: pd.Series) -> np.ndarray:
     """Rows of user genre affinity (zeros when unknown)."""
-    out = np.zeros((len(affinity), len(GENRES)), dtype=np.float32)
-    for i, a in enumerate(affinity.to_numpy()):
-        out[i] = affinity_vector(a)
-    return out
+    return _rows_by_identity(affinity.to_numpy(dtype=object), affinity_vector)
 
 
 USER_COLUMNS: Final[tuple[str, ...]] = tuple(c for c in RAW_NUMERIC if c.startswith("user_"))

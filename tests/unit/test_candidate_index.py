@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from events.metadata import GENRES
+from events.metadata import GENRE_INDEX, GENRES
 from ranking import columns as C  # noqa: N812
 from ranking.candidate_index import CandidateIndex
 from ranking.candidates import ALSConfig
@@ -107,3 +107,32 @@ def test_shared_transform_gives_the_same_matrix_from_arrays_and_from_a_frame() -
     )
     np.testing.assert_array_equal(got, want)
     assert got.shape == (n, len(FEATURE_COLUMNS))
+
+
+def test_list_columns_map_per_row_whether_objects_repeat_or_not() -> None:
+    from ranking.transforms import _affinity_matrix, _genre_matrix
+
+    rng = np.random.default_rng(4)
+    shared = ["Drama", "comedy", "no-such-genre"]
+    genres = [
+        shared,
+        None,
+        np.nan,
+        ["action"],
+        shared,
+        np.asarray(["horror", "Drama"], dtype=object),
+        [],
+        shared,
+    ]
+    want = np.zeros((len(genres), len(GENRES)), np.float32)
+    for i, gs in enumerate(genres):
+        for g in gs if isinstance(gs, (list, np.ndarray)) else []:
+            if g.lower() in GENRE_INDEX:
+                want[i, GENRE_INDEX[g.lower()]] = 1.0
+    np.testing.assert_array_equal(_genre_matrix(pd.Series(genres, dtype=object)), want)
+    aff = rng.random(len(GENRES)).astype(np.float32)
+    rows = [aff, None, list(aff * 2), aff, [0.5], np.nan]
+    got = _affinity_matrix(pd.Series(rows, dtype=object))
+    np.testing.assert_array_equal(got[[0, 3]], np.stack([aff, aff]))
+    np.testing.assert_allclose(got[2], aff * 2, rtol=1e-6)
+    assert not got[[1, 4, 5]].any(), "unknown or wrong-length affinity rows are zeros"
