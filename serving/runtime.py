@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from events.topics import ALERTS
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
 from serving.models import ModelBundle, ModelManager
-from serving.movie_table import COST, MovieTable, read_online
+from serving.movie_table import COST, MovieTable, TableReader, read_online
 from serving.provenance import ProvenanceLog
 from serving.recommender import Outcome, fallback_list, rank, without
 from serving.routing import Router
@@ -81,6 +82,7 @@ class Runtime:
     _thread: threading.Thread | None = None
     _alerts_producer: Any = None
     _bad_experiments_sha: str | None = None
+    _reader: TableReader | None = None
 
     # --- construction ---------------------------------------------------------------------
 
@@ -136,13 +138,15 @@ class Runtime:
             self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.settings.movie_refresh_s):
+        # Jitter: workers started together must not refresh together.
+        period = self.settings.movie_refresh_s
+        while not self._stop.wait(period * random.uniform(0.8, 1.2)):
             if self.store is not None:
                 try:
                     self.store.refresh_registry()
                 except Exception as exc:
                     log.warning("feast registry refresh failed: %s", exc)
-            self.refresh_table()
+            self.refresh_table(background=True)
             self.watch_experiments()
 
     def watch_experiments(self) -> bool:
@@ -168,6 +172,8 @@ class Runtime:
         """Stop background work and flush provenance."""
         self._stop.set()
         self.models.stop()
+        if self._reader is not None:
+            self._reader.close()
         if self.users is not None:
             self.users.close()
         self.provenance.close(timeout_s=2.0)
@@ -181,12 +187,20 @@ class Runtime:
             ids.update(str(m) for m in bundle.index.items)
         return sorted(ids)
 
-    def refresh_table(self) -> bool:
-        """Re-read the movie table from the online store and recompute the fallback list; never raises."""
+    def refresh_table(self, background: bool = False) -> bool:
+        """Re-read the movie table from the online store and recompute the fallback list; never raises.
+
+        `background`: read in the refresher process (while serving); else in this process (before traffic).
+        """
         ids = self.movie_ids()
         if self.store is not None and ids:
             try:
-                table = read_online(self.store, ids, self.table.generation + 1)
+                if background:
+                    if self._reader is None:
+                        self._reader = TableReader(self.settings.var_dir, self.settings.redis_url)
+                    table = self._reader.read(ids, self.table.generation + 1)
+                else:
+                    table = read_online(self.store, ids, self.table.generation + 1)
                 self.table, self.table_error = table, None
             except Exception as exc:  # Redis down: keep the last table
                 self.table_error = f"{type(exc).__name__}: {exc}"

@@ -59,7 +59,9 @@ class ServingSettings(BaseSettings):
         2.0, gt=0, description="Seconds the online-feature breaker stays open after repeated failures."
     )
     movie_refresh_s: float = Field(
-        30.0, gt=0, description="Seconds between re-reads of the in-memory movie feature table from Redis."
+        300.0,
+        gt=0,
+        description="Seconds (±20% jitter per worker) between re-reads of the movie feature table, in a child process.",
     )
     workers: int = Field(2, ge=1, description="uvicorn worker processes (one per core).")
     registry_poll_s: float = Field(

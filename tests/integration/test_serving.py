@@ -336,3 +336,16 @@ def test_promotion_failed_load_and_rollback_under_load_without_a_failed_answer(
     assert len(statuses) > 200, "the load must keep running through the swaps"
     assert set(statuses) == {200}, f"non-200 answers: {sorted(set(statuses))}"
     assert {f"v{world.versions[0]}", f"v{world.versions[1]}"} <= set(seen)
+
+
+def test_background_refresh_reads_the_movie_table_in_a_child_process(world: World) -> None:
+    with TestClient(create_app(world.settings)) as client:
+        rt = client.app.state.rt  # type: ignore[attr-defined]
+        before = rt.table
+        assert rt.refresh_table(background=True), rt.table_error
+        assert rt.table.generation == before.generation + 1
+        assert list(rt.table.ids) == list(before.ids)
+        np.testing.assert_array_equal(
+            rt.table.columns["movie_metadata__cost"], before.columns["movie_metadata__cost"]
+        )
+        assert client.get("/recommend/4").headers["X-Recommendation-Path"] == "model"
