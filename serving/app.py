@@ -229,7 +229,9 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
     if outcome.path == "fallback":
         M.FALLBACKS.labels((outcome.reason or "unknown").split(":")[0]).inc()
     elif outcome.path == "cold_start":
-        M.COLD_STARTS.labels(outcome.reason or arm.cold_start).inc()
+        # A short label: the reason text is for the provenance record, not a metric dimension.
+        served = "popular" if outcome.reason == "popular" else f"{arm.cold_start}_unavailable"
+        M.COLD_STARTS.labels(served).inc()
     M.LIST_COST.labels(arm.name).observe(rt.list_cost(outcome.movies))
     rt.provenance.record(
         ProvenanceRecord(
