@@ -143,8 +143,9 @@ def _serve(ctx: DemoContext) -> None:
     ctx.cleanup.append(api.down)
     base = api.health_url.removesuffix("/readyz")
     ctx.facts["recommendation API"] = f"{base} (2 workers; champion from the registry)"
-    ctx.where["try it"] = f"curl -i {base}/recommend/1"
-    ctx.where["API metrics"] = f"{base}/metrics"
+    # The demo stops its API at the end: the hint starts one on the same state.
+    ctx.where["try it"] = f"recsys serve &  then  curl -i {base}/recommend/1"
+    ctx.where["API metrics"] = f"{base}/metrics (while it runs)"
     ctx.where["experiments (admin)"] = f"curl -H 'Authorization: Bearer <token>' {base}/admin/experiments"
 
 
