@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -130,24 +130,21 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
             return _plain(503, f"provenance lookup failed: {exc}")
         return JSONResponse(body)
 
-    def _authorised(request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and cfg.admin_token_matches(token.strip())
+    def admin(request: Request) -> None:
+        """Dependency of the admin routes: 401 unless the bearer token is the admin token."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if not (scheme.lower() == "bearer" and cfg.admin_token_matches(token.strip())):
+            raise StarletteHTTPException(401, "admin route: send Authorization: Bearer <RECSYS_ADMIN_TOKEN>")
 
-    @app.get("/admin/experiments")
+    @app.get("/admin/experiments", dependencies=[Depends(admin)])
     async def experiments(request: Request) -> Response:
         """The active experiment, its arms and shares (admin)."""
-        if not _authorised(request):
-            return _plain(401, "admin route: send Authorization: Bearer <RECSYS_ADMIN_TOKEN>")
         rt: Runtime = request.app.state.rt
         return JSONResponse(rt.router.describe() | {"models": rt.models.available()})
 
-    @app.post("/admin/experiments/reload")
+    @app.post("/admin/experiments/reload", dependencies=[Depends(admin)])
     async def reload_experiments(request: Request) -> Response:
         """Validate and load the experiment file again; an invalid file is refused and the old one serves (admin)."""
-        if not _authorised(request):
-            return _plain(401, "admin route: send Authorization: Bearer <RECSYS_ADMIN_TOKEN>")
         rt: Runtime = request.app.state.rt
         try:
             summary = rt.router.reload(cfg.experiments_file)
@@ -156,28 +153,22 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
         rt.pin_from_router()
         return JSONResponse({"reloaded": True, **summary.to_dict()})
 
-    @app.get("/admin/models")
+    @app.get("/admin/models", dependencies=[Depends(admin)])
     async def models(request: Request) -> Response:
         """Loaded versions per ref, failed loads, last registry poll (admin)."""
-        if not _authorised(request):
-            return _plain(401, "admin route: send Authorization: Bearer <RECSYS_ADMIN_TOKEN>")
         rt: Runtime = request.app.state.rt
         return JSONResponse(rt.models_status())
 
-    @app.post("/admin/models/refresh")
+    @app.post("/admin/models/refresh", dependencies=[Depends(admin)])
     async def refresh_models(request: Request) -> Response:
         """Poll the registry now instead of at the next interval (admin)."""
-        if not _authorised(request):
-            return _plain(401, "admin route: send Authorization: Bearer <RECSYS_ADMIN_TOKEN>")
         rt: Runtime = request.app.state.rt
         changed = await asyncio.get_running_loop().run_in_executor(None, rt.models.refresh)
         return JSONResponse({"changed": changed, **rt.models_status()})
 
-    @app.post("/admin/alerts")
+    @app.post("/admin/alerts", dependencies=[Depends(admin)])
     async def alerts(request: Request) -> Response:
         """Alertmanager's webhook: forward each alert to `recsys.alerts` (admin)."""
-        if not _authorised(request):
-            return _plain(401, "admin route: send Authorization: Bearer <RECSYS_ADMIN_TOKEN>")
         try:
             payload = await request.json()
         except ValueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from recsys.settings import StackSettings
@@ -28,8 +29,8 @@ def http_ok(url: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-class _HttpDaemon:
-    """A daemon whose health is an HTTP readiness endpoint."""
+class _HttpDaemon(ABC):
+    """A daemon whose health is an HTTP readiness endpoint; subclasses name the binary and its arguments."""
 
     name = ""
     port = 0
@@ -39,11 +40,13 @@ class _HttpDaemon:
         self.home = stack.var / self.name
         self.proc = ManagedProcess(self.name, stack.var / "run", stack.var / "log")
 
+    @abstractmethod
     def _binary(self) -> str:
-        raise NotImplementedError
+        """Path of the program (installing it when missing)."""
 
+    @abstractmethod
     def _argv(self, binary: str) -> list[str]:
-        raise NotImplementedError
+        """Full command line."""
 
     @property
     def address(self) -> str:
