@@ -65,6 +65,8 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
         try:
             yield
         finally:
+            if rt.users is not None:
+                await rt.users.aclose()
             rt.stop()
 
     app = FastAPI(title="recsys", summary="Movie recommendations under a 600 ms SLA", lifespan=lifespan)

@@ -108,8 +108,9 @@ class Runtime:
         users: UserFeatureClient | None = None
         try:
             store = _fast_store(settings.var_dir, settings.redis_url, settings.feature_timeout_ms / 1000.0)
-            users = UserFeatureClient(
+            users = UserFeatureClient.from_store(
                 store,
+                settings.redis_url,
                 settings.feature_timeout_ms / 1000.0,
                 CircuitBreaker(cooldown_s=settings.breaker_cooldown_s),
             )
@@ -174,8 +175,6 @@ class Runtime:
         self.models.stop()
         if self._reader is not None:
             self._reader.close()
-        if self.users is not None:
-            self.users.close()
         self.provenance.close(timeout_s=2.0)
         if self._alerts_producer is not None:
             self._alerts_producer.flush(2.0)
