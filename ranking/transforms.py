@@ -142,7 +142,10 @@ def matrix_from_columns(
     `genres` and `affinity` are (n, len(GENRES)) one-hot genre rows and user affinity rows.
     """
     now = np.broadcast_to(np.asarray(now_s, dtype=np.float64), (n,))
-    cols = [column(c) for c in RAW_NUMERIC + CANDIDATE_COLUMNS]
+    # Written column by column into one float32 block: no float64 copy of the whole matrix.
+    out = np.empty((n, len(FEATURE_COLUMNS)), dtype=np.float32)
+    for j, name in enumerate(RAW_NUMERIC + CANDIDATE_COLUMNS):
+        out[:, j] = column(name)
     last_active, created, year = column(LAST_ACTIVE), column(ACCOUNT_CREATED), column(MOVIE_YEAR)
     n_genres = genres.sum(axis=1)
     overlap = (genres * affinity).sum(axis=1)
@@ -154,7 +157,7 @@ def matrix_from_columns(
     plays_24h, plays_7d = column("movie_popularity__plays_24h"), column("movie_popularity__plays_7d")
     trend = np.where(plays_7d > 0, plays_24h * 7.0 / np.maximum(plays_7d, 1.0), np.nan)
     now_year = 1970.0 + now / (365.2425 * _SECONDS_PER_DAY)
-    derived = [
+    derived = (
         (now - last_active) / _SECONDS_PER_DAY,
         (now - created) / _SECONDS_PER_DAY,
         now_year - year,
@@ -162,8 +165,10 @@ def matrix_from_columns(
         genre_max,
         genre_dislike,
         trend,
-    ]
-    return np.column_stack(cols + derived).astype(np.float32)
+    )
+    for j, values in enumerate(derived, start=len(RAW_NUMERIC) + len(CANDIDATE_COLUMNS)):
+        out[:, j] = values
+    return out
 
 
 def model_matrix(df: pd.DataFrame, now_s: float | np.ndarray) -> np.ndarray:

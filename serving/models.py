@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from ranking.candidate_index import INDEX_DIR, CandidateIndex
 from ranking.ranker import Ranker
 from ranking.registry import CHALLENGER, CHAMPION, RegistryUnavailableError, smoke_test
+from serving.movie_table import MovieTable
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +35,20 @@ class ModelBundle:
     index: CandidateIndex
     path: Path
     loaded_at: float = field(default_factory=time.time)
-    _rows: tuple[int, npt.NDArray[np.int64]] | None = None
+    _aligned: tuple[MovieTable, MovieTable] | None = None
 
-    def table_rows(self, table: Any) -> npt.NDArray[np.int64]:
-        """Row in the movie table of every index movie (-1: not in the table); cached per table generation."""
-        cached = self._rows
-        if cached is not None and cached[0] == table.generation:
+    def vocab_table(self, table: MovieTable) -> MovieTable:
+        """The movie table reindexed to the candidate index's vocabulary (row i = `index.items[i]`).
+
+        Built once per table object (a refresh replaces the table whole), so a request takes its
+        candidates' rows by position.
+        """
+        cached = self._aligned
+        if cached is not None and cached[0] is table:
             return cached[1]
-        rows: npt.NDArray[np.int64] = table.rows(self.index.items)
-        self._rows = (table.generation, rows)
-        return rows
+        aligned = table.reindex(self.index.items)
+        self._aligned = (table, aligned)
+        return aligned
 
     @property
     def default_lambda(self) -> float:

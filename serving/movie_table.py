@@ -54,6 +54,37 @@ class MovieTable:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def matrix(self) -> npt.NDArray[np.float64]:
+        """The NUMERIC columns side by side (rows x len(NUMERIC)), built once per table: one take per request."""
+        cached: npt.NDArray[np.float64] | None = self.__dict__.get("_matrix")
+        if cached is None:
+            cols = [self.columns.get(c, np.full(len(self.ids), np.nan)) for c in NUMERIC]
+            cached = np.column_stack(cols) if len(self.ids) else np.empty((0, len(NUMERIC)))
+            object.__setattr__(self, "_matrix", cached)
+        return cached
+
+    @property
+    def cost_of(self) -> dict[str, float]:
+        """Movie id -> licence cost (known costs only), built once per table."""
+        cached: dict[str, float] | None = self.__dict__.get("_cost_of")
+        if cached is None:
+            cost = self.columns.get(COST, np.empty(0))
+            cached = {str(m): float(c) for m, c in zip(self.ids, cost, strict=False) if np.isfinite(c)}
+            object.__setattr__(self, "_cost_of", cached)
+        return cached
+
+    def reindex(self, movie_ids: Sequence[str] | npt.NDArray[Any]) -> MovieTable:
+        """The table with one row per given movie in that order (NaN features, no genres where unknown)."""
+        rows = self.rows(movie_ids)
+        return MovieTable(
+            np.asarray(movie_ids, dtype=object),
+            {c: self.gather(c, rows) for c in NUMERIC},
+            self.gather_genres(rows),
+            loaded_at=self.loaded_at,
+            generation=self.generation,
+        )
+
     def rows(self, movie_ids: Sequence[str] | npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         """Rows of the given movies, -1 for movies the table does not hold."""
         row_of = self.row_of

@@ -18,12 +18,14 @@ import numpy.typing as npt
 from events.metadata import GENRES
 from ranking.transforms import USER_AFFINITY, affinity_vector, matrix_from_columns
 from serving.models import ModelBundle
-from serving.movie_table import COST, MovieTable
+from serving.movie_table import COST, NUMERIC, MovieTable
 
 TOP_K: Final = 20
 """Movies per answer."""
 RECENT: Final = "user_watch_stats__recent_movie_ids"
 """Online feature: the user's most recently watched movies (filtered out of answers)."""
+NUMERIC_INDEX: Final = {name: j for j, name in enumerate(NUMERIC)}
+"""Column of each numeric movie feature in `MovieTable.matrix`."""
 HISTORY_FEATURES: Final = ("user_watch_stats__watch_count_total", "user_watch_stats__last_active_ts")
 """Any of these present means the user has watched something."""
 
@@ -94,7 +96,8 @@ def rank(
     n = len(cands.items)
     if n == 0:
         return Outcome([], "model", {}, lam, "no candidates")
-    rows = bundle.table_rows(table)[cands.items]
+    aligned = bundle.vocab_table(table)
+    block = aligned.matrix[cands.items]  # one take: the candidates' movie features, NUMERIC order
     per_candidate: dict[str, npt.NDArray[Any]] = {
         "rank_pop": cands.rank_pop,
         "rank_als": cands.rank_als,
@@ -104,8 +107,11 @@ def rank(
     def column(name: str) -> npt.NDArray[np.float64]:
         if name in per_candidate:
             return np.asarray(per_candidate[name], dtype=np.float64)
+        j = NUMERIC_INDEX.get(name)
+        if j is not None:
+            return block[:, j]
         if name.startswith("movie_"):
-            return table.gather(name, rows)
+            return np.full(n, np.nan)
         value = user.get(name)
         try:
             scalar = float(value) if value is not None else np.nan
@@ -114,10 +120,10 @@ def rank(
         return np.full(n, scalar)
 
     affinity = np.broadcast_to(affinity_vector(user.get(USER_AFFINITY)), (n, len(GENRES)))
-    x = matrix_from_columns(column, table.gather_genres(rows), affinity, now_s, n)
+    x = matrix_from_columns(column, aligned.genres[cands.items], affinity, now_s, n)
     ranker = bundle.ranker
     lam_used = bundle.default_lambda if lam is None else lam
-    scores = ranker.penalised(ranker.score(x), table.gather(COST, rows), lam_used)
+    scores = ranker.penalised(ranker.score(x), block[:, NUMERIC_INDEX[COST]], lam_used)
     top = np.argsort(-scores, kind="stable")[:k]
     movies = [str(m) for m in index.items[cands.items[top]]]
     return Outcome(movies, "model", cands.sources(), lam_used)

@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from events.topics import ALERTS
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
 from serving.models import ModelBundle, ModelManager
-from serving.movie_table import COST, MovieTable, TableReader, read_online
+from serving.movie_table import MovieTable, TableReader, read_online
 from serving.provenance import ProvenanceLog
 from serving.recommender import Outcome, fallback_list, rank, without
 from serving.routing import Router
@@ -242,10 +240,8 @@ class Runtime:
 
     def list_cost(self, movies: list[str]) -> float:
         """Summed licence cost of an answered list (unknown costs count zero)."""
-        if not movies:
-            return 0.0
-        cost = self.table.gather(COST, self.table.rows(movies))
-        return float(np.nansum(cost))
+        cost_of = self.table.cost_of
+        return float(sum(cost_of.get(m, 0.0) for m in movies))
 
     def warm_up_users(self) -> Iterable[int]:
         """A few users to run through the path before traffic (known ones exercise the model)."""
