@@ -1,7 +1,8 @@
 """The user side of a request: one read of the Feast online store, behind a timeout and a circuit breaker.
 
 The read is a single HMGET on the serving event loop (`serving.online_reader`: Feast's Redis
-layout, decoded as `get_online_features` decodes it, without the SDK's ~1 ms of CPU per call).
+layout, decoded as `get_online_features` decodes it, without the SDK's ~1 ms of CPU per call)
+over one pipelined connection per worker (`serving.redis_pipe`).
 A dead or hung Redis must cost a request a few milliseconds, not the SLA: the request waits at
 most `feature_timeout_ms`; after `failures` consecutive errors or timeouts the breaker opens
 and requests skip Redis entirely for `cooldown_s`, then one trial call decides whether to
@@ -16,6 +17,7 @@ import time
 from typing import Any, Final
 
 from serving.online_reader import OnlineLayout
+from serving.redis_pipe import RedisPipe
 
 USER_SERVICE: Final = "user_online_v1"
 """Feature service of the user views (one online call per request)."""
@@ -79,7 +81,7 @@ class UserFeatureClient:
         self.redis_url = redis_url
         self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker()
-        self._client: Any = None
+        self._client: RedisPipe | None = None
 
     @classmethod
     def from_store(cls, store: Any, redis_url: str, timeout_s: float,
@@ -87,16 +89,9 @@ class UserFeatureClient:
         """A client for the user views of `USER_SERVICE` as registered in `store`."""
         return cls(OnlineLayout.for_service(store, USER_SERVICE), redis_url, timeout_s, breaker)
 
-    def _connect(self) -> Any:
-        # Created on first use inside the serving event loop: asyncio clients belong to one loop.
-        import redis.asyncio as aioredis
-
-        self._client = aioredis.Redis.from_url(
-            self.redis_url,
-            socket_timeout=self.timeout_s,
-            socket_connect_timeout=self.timeout_s,
-            max_connections=64,
-        )
+    def _connect(self) -> RedisPipe:
+        # Created on first use inside the serving event loop: the connection belongs to that loop.
+        self._client = RedisPipe(self.redis_url)
         return self._client
 
     async def get(self, user_id: int) -> dict[str, Any]:
