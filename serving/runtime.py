@@ -197,7 +197,7 @@ class Runtime:
                         self._reader = TableReader(self.settings.var_dir, self.settings.redis_url)
                     table = self._reader.read(ids, self.table.generation + 1)
                 else:
-                    table = read_online(self.store, ids, self.table.generation + 1)
+                    table = read_online(self.store, self.settings.redis_url, ids, self.table.generation + 1)
                 self.table, self.table_error = table, None
             except Exception as exc:  # Redis down: keep the last table
                 self.table_error = f"{type(exc).__name__}: {exc}"
