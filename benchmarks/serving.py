@@ -99,10 +99,12 @@ def _sibling(name: str) -> Any:
 
 
 load = _sibling("http_load")
+capacity = _sibling("serving_capacity")
 
 REPO = _HERE.parent
 VENV_BIN = Path(sys.executable).parent
 RESULTS = _HERE / "results" / "serving.json"
+CAPACITY_PLOT = _HERE / "results" / "serving_capacity.png"
 REDIS_URL = "redis://127.0.0.1:6379/8"
 REDIS_MARKER = "recsys-bench-serving:setup"
 """Key in the benchmark's Redis db describing what was loaded (Feast's keys are binary entity keys)."""
@@ -447,6 +449,15 @@ class FeastCheck:
         return None, "feast"
 
 
+def _meets(r: dict[str, Any]) -> bool:
+    """A capacity row within the p50/p99/error targets."""
+    return bool(
+        r["errors"] <= TARGETS["errors"]
+        and r["p50_ms"] <= TARGETS["p50_ms"]
+        and r["p99_ms"] <= TARGETS["p99_ms"]
+    )
+
+
 def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
@@ -563,6 +574,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="Cache folder (default var/bench-serving/<parameters>).")
     parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON figures.")
     parser.add_argument("--setup-only", action="store_true", help="Prepare (or check) the cache and stop.")
+    parser.add_argument(
+        "--capacity-rates", default="400,600,800,1000",
+        help="After the measured run, these rates (req/s, comma-separated; empty: none) against the same service.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--capacity-duration", type=float, default=20.0, help="Seconds of traffic per capacity rate."
+    )
     args = parser.parse_args()
     sessions = args.sessions or 10 * args.users
     key = f"u{args.users}-m{args.movies}-s{sessions}-d{args.days:g}-seed{args.seed}"
@@ -593,6 +611,7 @@ def main() -> None:
         print(f"setup ready in {work}: {json.dumps(info['redis'])}")
         return
 
+    capacity_rates = [float(r) for r in args.capacity_rates.split(",") if r.strip()]
     # The traffic: user ids for warm-up, the measured window and feast serve.
     rng = np.random.default_rng([args.seed, 6])
     known = np.load(work / KNOWN_USERS)
@@ -621,6 +640,19 @@ def main() -> None:
             _drive_platform("127.0.0.1", port, warm, measured, args, procs)
         )
         rss_mb = {p.pid: p.memory_info().rss / 2**20 for p in procs if p.is_running()}
+        sweep = [capacity.row(args.rate, shots, server_cpu, client_cpu)]
+        for rate in capacity_rates:  # the same service, harder: where does the 600 ms SLA break?
+            m = round(rate * args.capacity_duration)
+            draw = rng.integers(0, len(known), m)
+            reqs = [_recommend_request(int(u), host) for u in known[draw]]
+            at_rate = argparse.Namespace(**(vars(args) | {"rate": rate}))
+            c_shots, c_cpu, c_client, _, _ = asyncio.run(
+                _drive_platform("127.0.0.1", port, [], reqs, at_rate, procs)
+            )
+            sweep.append(capacity.row(rate, c_shots, c_cpu, c_client))
+            _log(capacity.describe(sweep[-1]))
+            if not sweep[-1]["within_sla"]:
+                break
         after = _wait_http(service, f"http://{host}/readyz", 30)[1]
         counters = _service_counters(f"http://{host}/metrics")
     finally:
@@ -755,6 +787,14 @@ def main() -> None:
         "client_cpu_percent": client_cpu,
         "other_processes_cpu_percent": other_cpu,
         "load_average_after": os.getloadavg()[0],
+        "capacity": {
+            "duration_s_per_rate": args.capacity_duration,
+            "users": "known users drawn uniformly",
+            "rows": sweep,
+            "max_rate_within_sla": max((r["rate_rps"] for r in sweep if r["within_sla"]), default=None),
+            "max_rate_meeting_targets": max((r["rate_rps"] for r in sweep if _meets(r)), default=None),
+            "plot": str(CAPACITY_PLOT.relative_to(REPO)) if args.out == RESULTS else None,
+        },
         "feast_serve": {
             "requests": n_feast,
             "errors": f_errors,
@@ -831,6 +871,14 @@ def main() -> None:
     print(f"targets     : p50 <= {TARGETS['p50_ms']:g} ms {verdict('p50_ms')}; p99 <= {TARGETS['p99_ms']:g} ms "
           f"{verdict('p99_ms')}; errors == 0 {verdict('errors')}; faster than feast serve "
           f"{verdict('faster_than_feast_serve')}{scale_note}")  # fmt: skip
+    for r in sweep[1:]:
+        print(capacity.describe(r))
+    if len(sweep) > 1:
+        cap = result["capacity"]
+        print(f"capacity    : highest rate meeting the p50/p99 targets {cap['max_rate_meeting_targets']} req/s, "
+              f"within the 600 ms SLA {cap['max_rate_within_sla']} req/s (of those tried)")  # fmt: skip
+        if args.out == RESULTS:
+            print(f"plot        : {capacity.plot(sweep, TARGETS, os.cpu_count() or 1, CAPACITY_PLOT)}")
     print(f"setup       : {setup_seconds:.0f} s (model {'reused' if info['model_reused'] else 'trained'}, Redis "
           f"{'reused' if info['redis_reused'] else 'loaded'}); service ready in {ready_s:.1f} s")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
