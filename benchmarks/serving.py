@@ -135,6 +135,13 @@ def _file_hash(path: Path) -> str:
 # --- setup (a spawned child: its memory is gone before the load test) ----------------------------
 
 
+def _als_identity() -> dict[str, Any]:
+    """The ALS settings the candidate index is fit with (defaults, as `recsys train` uses them)."""
+    from ranking.candidates import ALSConfig
+
+    return ALSConfig().model_dump()
+
+
 def _train_model(var: Path, store: Any, train_users: int, gen_hash: str) -> dict[str, Any]:
     """Train, fit the candidate index on all sessions, register and promote; returns what was done."""
     import shutil
@@ -201,6 +208,7 @@ def _train_model(var: Path, store: Any, train_users: int, gen_hash: str) -> dict
         "generated": gen_hash, "train_users": train_users, "version": info.version, "default_lambda": lam,
         "trees": int(ranker.booster.current_iteration()), "valid_ndcg20": metrics[NDCG20],
         "index_users": int(index.n_users), "index_movies": len(index.items), "seconds": seconds,
+        "als": _als_identity(), "factors": int(index.als.item_factors.shape[1]),
     }  # fmt: skip
     _log(
         f"model v{info.version} champion: {marker['trees']} trees, λ={lam:g}, valid NDCG@20 {metrics[NDCG20]:.4f}"
@@ -268,7 +276,11 @@ def setup(work: Path, redis_url: str, train_users: int) -> None:
 
     marker_path = work / MODEL_MARKER
     old = json.loads(marker_path.read_text()) if marker_path.exists() else {}
-    model_reused = old.get("generated") == gen_hash and old.get("train_users") == train_users
+    # The ALS settings are part of the identity: a changed default (64 -> 32 factors) must retrain.
+    als = _als_identity()
+    model_reused = (
+        old.get("generated") == gen_hash and old.get("train_users") == train_users and old.get("als") == als
+    )
     if model_reused:
         model = old
         _log(f"reusing model v{model['version']} ({marker_path})")
@@ -575,7 +587,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON figures.")
     parser.add_argument("--setup-only", action="store_true", help="Prepare (or check) the cache and stop.")
     parser.add_argument(
-        "--capacity-rates", default="400,600,800,1000",
+        "--capacity-rates", default="300,400,500,600",
         help="After the measured run, these rates (req/s, comma-separated; empty: none) against the same service.",
     )  # fmt: skip
     parser.add_argument(
@@ -640,6 +652,8 @@ def main() -> None:
             _drive_platform("127.0.0.1", port, warm, measured, args, procs)
         )
         rss_mb = {p.pid: p.memory_info().rss / 2**20 for p in procs if p.is_running()}
+        after = _wait_http(service, f"http://{host}/readyz", 30)[1]
+        counters = _service_counters(f"http://{host}/metrics")
         sweep = [capacity.row(args.rate, shots, server_cpu, client_cpu)]
         for rate in capacity_rates:  # the same service, harder: where does the 600 ms SLA break?
             m = round(rate * args.capacity_duration)
@@ -653,8 +667,6 @@ def main() -> None:
             _log(capacity.describe(sweep[-1]))
             if not sweep[-1]["within_sla"]:
                 break
-        after = _wait_http(service, f"http://{host}/readyz", 30)[1]
-        counters = _service_counters(f"http://{host}/metrics")
     finally:
         service.stop()
 
@@ -828,6 +840,7 @@ def main() -> None:
             "train_users_per_cutoff": model["train_users"],
             "index_users": model["index_users"],
             "index_movies": model["index_movies"],
+            "als_factors": model.get("factors"),
             "seconds": model["seconds"],
             "reused": info["model_reused"],
         },
@@ -846,7 +859,8 @@ def main() -> None:
 
     print(f"world {args.users:,} users x {args.movies:,} movies, {sessions:,} sessions; Redis {args.redis_url}: "
           f"{info['redis']['keys']:,} keys, {info['redis']['used_memory_mb']:,.0f} MB; model v{model['version']} "
-          f"({model['trees']} trees, λ={model['default_lambda']:g}); {args.workers} workers")  # fmt: skip
+          f"({model['trees']} trees, λ={model['default_lambda']:g}, {model.get('factors', '?')} ALS factors); "
+          f"{args.workers} workers")  # fmt: skip
     print(f"platform    : {args.rate:g} req/s for {args.duration:g} s: {n:,} requests, {n_errors} errors"
           + (f" {errors}" if errors else "") + f", achieved {result['achieved_rps']:.1f} req/s")  # fmt: skip
     print(f"latency     : p50 {p[50]:.2f} ms, p95 {p[95]:.2f} ms, p99 {p[99]:.2f} ms, max {result['max_ms']:.1f} ms "

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import metrics as M  # noqa: N812
 from serving.experiments import ExperimentFileError
-from serving.provenance import ProvenanceError, ProvenanceRecord, hash_features
+from serving.provenance_record import ProvenanceError, ProvenanceRecord, hash_features
 from serving.recommender import Outcome, has_history, rank, recent_movies, without
 from serving.routing import resolve_model
 from serving.runtime import Runtime

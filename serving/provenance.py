@@ -23,34 +23,29 @@ readers de-duplicate by key (request id). Accounting always balances: recorded =
 + overflow + abandoned + buffered + in_flight (`abandoned`: still undelivered when `close` gave up).
 
 `lookup` answers from the index (the last `index_size` records of this process, ~1 KB each:
-50k records, the default, hold ~50 MB);
-`find_in_topic` scans the whole topic from the beginning, O(topic size), for records of other
-processes or from before a restart: fine for tests and small topics; a production lookup
-service would index the topic instead. `explain` adds what the model registry knows about the
-model version that answered: code commit, features and training data.
+50k records, the default, hold ~50 MB); `find_in_topic` and `explain` go through
+`serving.provenance_lookup` (a topic scan; the registry's facts on the model version). The
+record itself is `serving.provenance_record`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, Producer, TopicPartition
-from pydantic import TypeAdapter
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from events.kafka import make_consumer, make_producer
+from events.kafka import make_producer
 from events.settings import KafkaSettings, get_kafka_settings
 from events.topics import PROVENANCE
+from serving.provenance_lookup import explain_record, find_in_topic
+from serving.provenance_record import ProvenanceNotFoundError, ProvenanceRecord
 
 if TYPE_CHECKING:
     from ranking.registry import ModelRegistry
@@ -83,112 +78,6 @@ _PERMANENT: Final = frozenset(
         -158,  # RD_KAFKA_RESP_ERR__MSG_SIZE_TOO_LARGE (local check), not exported by the binding
     }
 )
-_NOT_FOUND_ERRORS: Final = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
-
-
-class ProvenanceError(Exception):
-    """Base of provenance errors; `http_status` is what the provenance route answers with."""
-
-    http_status = 500
-
-
-class ProvenanceNotFoundError(ProvenanceError):
-    """No record with that request id in the index or the topic."""
-
-    http_status = 404
-
-
-class ProvenanceLookupTimeoutError(ProvenanceError, TimeoutError):
-    """The topic scan ran out of time before reaching the end: the record may still exist."""
-
-    http_status = 504
-
-
-def _new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProvenanceRecord:
-    """What answered one request and how: serialised as one compact JSON object (slots: ~1 KB in memory)."""
-
-    request_id: str = field(default_factory=_new_request_id)
-    """uuid4 hex; the Kafka key and the id `/provenance/<request_id>` takes."""
-    ts: str = field(default_factory=_utc_now)
-    """When the answer was given, ISO 8601 UTC with milliseconds."""
-    user_id: int
-    experiment: str | None
-    """Active experiment (None: no experiment enabled)."""
-    arm: str
-    model_name: str | None
-    """Registered model name (None: answered without a model)."""
-    model_version: int | None
-    model_ref: str | None = None
-    """Alias or pin that served (`champion`, `challenger`, `v7`)."""
-    lam: float | None = None
-    """Cost penalty λ applied."""
-    feature_service: str | None = None
-    features_hash: str | None = None
-    """SHA-256 of the user's feature values (`hash_features`), None when no features were read."""
-    candidate_sources: dict[str, int] = field(default_factory=dict)
-    """Candidate generator -> candidates it contributed, e.g. {"pop": 50, "als": 70}."""
-    cold_start: str | None = None
-    """Cold-start policy used (the user had no history), else None."""
-    result: list[str] = field(default_factory=list)
-    """Movie ids answered, best first."""
-    fallback: str | None = None
-    """Why the answer is not the arm's normal path (model missing, timeout...); None when it is."""
-    latency_ms: float
-    """Server-side time from request to answer."""
-    status: int = 200
-    """HTTP status answered."""
-
-    def to_json(self) -> bytes:
-        """Compact UTF-8 JSON (no spaces), field order as declared."""
-        return _RECORD.dump_json(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: bytes | str) -> ProvenanceRecord:
-        """Parse and validate a record (unknown keys from newer writers are ignored)."""
-        return _RECORD.validate_json(data)
-
-
-_RECORD: Final = TypeAdapter(ProvenanceRecord)
-
-
-class SupportsToBytes(Protocol):
-    """An array-like with a `tobytes()` (numpy arrays)."""
-
-    def tobytes(self) -> bytes:
-        """The raw bytes."""
-        ...
-
-
-def hash_features(values: Mapping[str, Any] | bytes | SupportsToBytes) -> str:
-    """SHA-256 hex of a feature vector: canonical JSON of a mapping, raw bytes, or an array's dtype, shape and bytes."""
-    if isinstance(values, bytes):
-        data = values
-    elif isinstance(values, Mapping):
-        # Sorted keys, no spaces, numpy scalars as Python numbers: equal values, equal hash.
-        data = json.dumps(values, sort_keys=True, separators=(",", ":"), default=_plain).encode()
-    else:
-        # Same bytes as float32 or as float64 are different vectors: the dtype and shape go in too.
-        header = f"{getattr(values, 'dtype', '')}{getattr(values, 'shape', '')}".encode()
-        data = header + values.tobytes()
-    return hashlib.sha256(data).hexdigest()
-
-
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)  # numpy scalars
-    return item() if callable(item) else str(value)
 
 
 @dataclass(frozen=True)
@@ -215,69 +104,6 @@ class ProvenanceStats:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for /metrics gauges or an admin route)."""
         return asdict(self)
-
-
-def _parse(msg: Message) -> ProvenanceRecord | None:
-    try:
-        return ProvenanceRecord.from_json(msg.value() or b"")
-    except ValueError:  # pydantic's ValidationError is a ValueError
-        log.warning("unreadable provenance record at %s[%s]@%s", msg.topic(), msg.partition(), msg.offset())
-        return None
-
-
-def find_in_topic(
-    request_id: str, settings: KafkaSettings | None = None, topic: str = PROVENANCE, timeout_s: float = 5.0
-) -> ProvenanceRecord | None:
-    """Scan a topic from the beginning for a request id: None when the whole topic holds none.
-
-    Cost: reads every message up to the end offsets taken at the start (O(topic size)); a
-    `ProvenanceLookupTimeoutError` when `timeout_s` runs out first. A throwaway consumer with
-    manual assignment: it joins no group and commits nothing.
-    """
-    deadline = time.monotonic() + timeout_s
-
-    def left() -> float:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ProvenanceLookupTimeoutError(f"scanning {topic} for {request_id} took over {timeout_s:g} s")
-        return remaining
-
-    consumer = make_consumer(
-        f"recsys-provenance-lookup-{uuid.uuid4().hex[:12]}",
-        settings,
-        {"enable.partition.eof": True, "fetch.wait.max.ms": 100},
-    )
-    try:
-        try:
-            meta = consumer.list_topics(topic, timeout=left()).topics.get(topic)
-        except KafkaException as exc:
-            raise ProvenanceLookupTimeoutError(f"cannot read the metadata of {topic}: {exc}") from exc
-        if meta is None or (meta.error is not None and meta.error.code() in _NOT_FOUND_ERRORS):
-            return None
-        ends: dict[int, int] = {}
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=left())
-            if high > low:
-                ends[p] = high
-        if ends:
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        key = request_id.encode()
-        while ends:
-            for msg in consumer.consume(1000, timeout=min(0.5, left())):
-                partition = msg.partition()
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF and partition is not None:
-                        ends.pop(partition, None)
-                    continue
-                if msg.key() == key and (found := _parse(msg)) is not None:
-                    return found
-                offset = msg.offset()
-                if partition is not None and offset is not None and offset + 1 >= ends.get(partition, 0):
-                    ends.pop(partition, None)
-        return None
-    finally:
-        consumer.close()
 
 
 class ProvenanceLog:
@@ -579,51 +405,3 @@ class ProvenanceLog:
             if self._buffer:
                 log.warning("provenance log closed with %d records undelivered", len(self._buffer))
             self._buffer.clear()
-
-
-def explain_record(rec: ProvenanceRecord, registry: ModelRegistry) -> dict[str, Any]:
-    """A record plus the registry's facts on its model version: code commit, features, training data snapshot."""
-    from ranking.registry import VersionNotFoundError
-
-    out: dict[str, Any] = {"record": rec.to_dict(), "model": None}
-    if rec.model_version is None:
-        out["note"] = f"answered without a model ({rec.fallback or 'no model version recorded'})"
-        return out
-    if rec.model_name is not None and rec.model_name != registry.name:
-        out["model"] = {
-            "name": rec.model_name,
-            "version": rec.model_version,
-            "error": f"the registry holds model {registry.name!r}, not {rec.model_name!r}",
-        }
-        return out
-    try:
-        info = registry.show(rec.model_version)
-        prov = registry.load_provenance(rec.model_version)
-    except VersionNotFoundError as exc:  # deleted since: the record still answers what it can
-        out["model"] = {"name": registry.name, "version": rec.model_version, "error": str(exc)}
-        return out
-    start, end = prov.data.time_range
-    out["model"] = {
-        "name": info.name,
-        "version": info.version,
-        "aliases": list(info.aliases),
-        "run_id": info.run_id,
-        "created_at": info.created_at.isoformat(),
-        "metrics": info.metrics,
-        "code": {"git_commit": prov.git_commit, "git_dirty": prov.git_dirty},
-        "features": {
-            "feature_service": prov.feature_service,
-            "feast_registry_version": prov.feast_registry_version,
-        },
-        "training_data": {
-            "files": len(prov.data.files),
-            "rows": prov.data.total_rows,
-            "rows_by_table": prov.data.rows,
-            "time_min": start,
-            "time_max": end,
-            "content_hash": prov.data.content_hash,
-        },
-        "params": prov.params,
-        "trained_at": prov.created_at,
-    }
-    return out

@@ -30,13 +30,9 @@ from events.settings import KafkaSettings
 from ranking.provenance import Provenance, data_snapshot
 from ranking.registry import COST20, META_FILE, MODEL_FILE, NDCG20, P99_MS, ModelRegistry
 from ranking.settings import RankSettings
-from serving.provenance import (
-    ProvenanceLog,
-    ProvenanceNotFoundError,
-    ProvenanceRecord,
-    ProvenanceStats,
-    find_in_topic,
-)
+from serving.provenance import ProvenanceLog, ProvenanceStats
+from serving.provenance_lookup import find_in_topic
+from serving.provenance_record import ProvenanceNotFoundError, ProvenanceRecord
 from tests.integration.conftest import StackInfo
 
 pytestmark = pytest.mark.integration

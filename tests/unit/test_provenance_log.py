@@ -18,14 +18,9 @@ import pytest
 from events.settings import KafkaSettings
 from ranking.registry import ModelRegistry
 from ranking.settings import RankSettings
-from serving.provenance import (
-    ProvenanceLog,
-    ProvenanceNotFoundError,
-    ProvenanceRecord,
-    ProvenanceStats,
-    explain_record,
-    hash_features,
-)
+from serving.provenance import ProvenanceLog, ProvenanceStats
+from serving.provenance_lookup import explain_record
+from serving.provenance_record import ProvenanceNotFoundError, ProvenanceRecord, hash_features
 from serving.settings import ServingSettings
 
 FIELDS = [
