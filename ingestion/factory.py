@@ -23,7 +23,10 @@ def build_worker(settings: IngestSettings, online: bool = True, enrich: bool = T
 
 
 def _feast_writer(settings: IngestSettings) -> OnlineWriter:
+    import redis
+
     from ingestion.feast_bridge import open_feature_store
     from ingestion.online import FeastOnlineWriter
 
-    return FeastOnlineWriter(open_feature_store(settings.var_dir, settings.redis_url))
+    signal = redis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    return FeastOnlineWriter(open_feature_store(settings.var_dir, settings.redis_url), signal)

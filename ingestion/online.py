@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from feature_repo.online_signal import MOVIE_VIEWS, bump
+
 
 class OnlineWriter(Protocol):
     """Writes one feature view's rows to the online store; raises on failure."""
@@ -18,14 +20,24 @@ class OnlineWriter(Protocol):
 
 
 class FeastOnlineWriter:
-    """`FeatureStore.write_to_online_store` for each view (Redis behind it)."""
+    """`FeatureStore.write_to_online_store` for each view (Redis behind it).
 
-    def __init__(self, store: Any) -> None:
+    `signal`: a Redis client of the online store's db; after a write of movie features the
+    change counter of `feature_repo.online_signal` is bumped, so serving re-reads its table.
+    """
+
+    def __init__(self, store: Any, signal: Any = None) -> None:
         self.store = store
+        self.signal = signal
 
     def write(self, view: str, rows: pa.Table) -> None:
         """Upsert through Feast so keys and serialisation match what serving reads."""
         self.store.write_to_online_store(view, rows.to_pandas())
+        self._changed([view])
+
+    def _changed(self, views: list[str]) -> None:
+        if self.signal is not None and any(v in MOVIE_VIEWS for v in views):
+            bump(self.signal)
 
     def catch_up(self, views: list[str]) -> None:
         """Materialise each view's whole TTL window from the offline store: after an outage Redis may have lost keys.
@@ -40,3 +52,4 @@ class FeastOnlineWriter:
             if not any(path.parent.glob(path.name)):
                 continue  # DuckDB fails on a glob that matches nothing; nothing to restore either
             self.store.materialize(start_date=now - view.ttl, end_date=now, feature_views=[name])
+        self._changed(views)

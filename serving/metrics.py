@@ -74,6 +74,11 @@ FEATURE_ERRORS: Final = Counter(
 MOVIE_TABLE_AGE: Final = Gauge(
     "recsys_movie_table_age_seconds", "Age of the in-memory movie feature table.", multiprocess_mode="max"
 )
+MOVIE_TABLE_REFRESHES: Final = Counter(
+    "recsys_movie_table_refreshes",
+    "Re-reads of the movie feature table, by trigger (changed: writers bumped the counter; periodic).",
+    ["trigger"],
+)
 PROVENANCE_DROPPED: Final = Gauge(
     "recsys_provenance_overflow",
     "Provenance records dropped because the buffer was full (Kafka down).",

@@ -20,11 +20,10 @@ import numpy as np
 import numpy.typing as npt
 
 from events.metadata import GENRES
+from feature_repo.online_signal import MOVIE_VIEWS
 from ranking.transforms import MOVIE_COLUMNS, MOVIE_GENRES, MOVIE_YEAR, genre_onehot
 from serving.online_reader import OnlineLayout
 
-MOVIE_VIEWS: Final = ("movie_popularity", "movie_rating_stats", "movie_metadata")
-"""Feature views of the movie side of the `ranker_v1` service."""
 NUMERIC: Final = (*MOVIE_COLUMNS, MOVIE_YEAR)
 """Numeric movie columns the transforms read."""
 COST: Final = "movie_metadata__cost"

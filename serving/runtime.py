@@ -3,8 +3,11 @@
 `Runtime.build` opens the Feast store (registry cached with no TTL, refreshed by our thread
 instead of inside a request; Redis with short socket timeouts), the model manager (first
 load before traffic), the movie table, the fallback list and the provenance log. `start`
-runs one daemon thread that every `movie_refresh_s` re-reads the movie table and the Feast
-registry and recomputes the fallback list; the model manager polls the registry on its own.
+runs one daemon thread that every `movie_check_s` follows the experiments file and the
+movie-change counter that writers of movie features bump (`feature_repo.online_signal`): it
+re-reads the movie table (and the Feast registry, and recomputes the fallback list) after
+writes, at most every `movie_min_refresh_s`, and at least every `movie_refresh_s`. The model
+manager polls the registry on its own.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from events.topics import ALERTS
+from feature_repo import online_signal
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
 from serving.models import ModelBundle, ModelManager
@@ -81,6 +85,7 @@ class Runtime:
     _alerts_producer: Any = None
     _bad_experiments_sha: str | None = None
     _reader: TableReader | None = None
+    _signal: Any = None
 
     # --- construction ---------------------------------------------------------------------
 
@@ -137,16 +142,44 @@ class Runtime:
             self._thread.start()
 
     def _run(self) -> None:
-        # Jitter: workers started together must not refresh together.
-        period = self.settings.movie_refresh_s
-        while not self._stop.wait(period * random.uniform(0.8, 1.2)):
+        # The table is re-read when writers bumped the movie-change counter (at most every
+        # movie_min_refresh_s) and in any case every movie_refresh_s, jittered so that workers
+        # started together do not read together.
+        cfg = self.settings
+        last_read = time.monotonic()
+        next_full = last_read + cfg.movie_refresh_s * random.uniform(0.8, 1.2)
+        seen = self._movie_changes()
+        while not self._stop.wait(cfg.movie_check_s):
+            self.watch_experiments()
+            now = time.monotonic()
+            changes = self._movie_changes()
+            moved = changes is not None and changes != seen and now - last_read >= cfg.movie_min_refresh_s
+            if not moved and now < next_full:
+                continue
             if self.store is not None:
                 try:
                     self.store.refresh_registry()
                 except Exception as exc:
                     log.warning("feast registry refresh failed: %s", exc)
-            self.refresh_table(background=True)
-            self.watch_experiments()
+            if self.refresh_table(background=True) and changes is not None:
+                seen = changes
+            M.MOVIE_TABLE_REFRESHES.labels("changed" if moved else "periodic").inc()
+            last_read = time.monotonic()
+            next_full = last_read + cfg.movie_refresh_s * random.uniform(0.8, 1.2)
+
+    def _movie_changes(self) -> int | None:
+        """The movie-change counter (`feature_repo.online_signal`); None when Redis cannot say."""
+        try:
+            if self._signal is None:
+                import redis
+
+                self._signal = redis.Redis.from_url(
+                    self.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                )
+            return online_signal.read(self._signal)
+        except Exception as exc:  # Redis down: the periodic refresh still runs
+            log.debug("movie-change counter unreadable: %s", exc)
+            return None
 
     def watch_experiments(self) -> bool:
         """Reload the experiment file when its content changed (how every worker follows an edit); never raises."""

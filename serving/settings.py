@@ -61,7 +61,17 @@ class ServingSettings(BaseSettings):
     movie_refresh_s: float = Field(
         300.0,
         gt=0,
-        description="Seconds (±20% jitter per worker) between re-reads of the movie feature table, in a child process.",
+        description="Longest time (±20% jitter per worker) between re-reads of the movie feature table, in a child process.",
+    )
+    movie_check_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between checks of the movie-change counter and of the experiments file.",
+    )
+    movie_min_refresh_s: float = Field(
+        30.0,
+        ge=0,
+        description="Least time between two movie-table re-reads triggered by writes (a re-read costs ~1.6 s of CPU).",
     )
     workers: int = Field(2, ge=1, description="uvicorn worker processes (one per core).")
     registry_poll_s: float = Field(

@@ -349,3 +349,43 @@ def test_background_refresh_reads_the_movie_table_in_a_child_process(world: Worl
             rt.table.columns["movie_metadata__cost"], before.columns["movie_metadata__cost"]
         )
         assert client.get("/recommend/4").headers["X-Recommendation-Path"] == "model"
+
+
+def test_a_write_of_movie_features_reaches_the_in_memory_table_within_seconds(world: World) -> None:
+    """The ingestion writer bumps the movie-change counter; every worker re-reads its table soon after."""
+    import pyarrow as pa
+
+    from ingestion.feast_bridge import open_feature_store
+    from ingestion.online import FeastOnlineWriter
+
+    settings = world.settings.model_copy(
+        update={"movie_refresh_s": 3600.0, "movie_check_s": 0.1, "movie_min_refresh_s": 0.0}
+    )
+    store = open_feature_store(world.var, world.redis_url)
+    writer = FeastOnlineWriter(store, redis.Redis.from_url(world.redis_url))
+    view = store.get_feature_view("movie_metadata")
+
+    def write_cost(movie: str, cost: float) -> None:
+        current = store.get_online_features(
+            features=[f"movie_metadata:{f.name}" for f in view.features], entity_rows=[{"movie_id": movie}]
+        ).to_dict()
+        row = {k: v[0] for k, v in current.items()} | {"cost": cost}
+        now = pd.Timestamp.now(tz="UTC").floor("us")
+        frame = pd.DataFrame([row | {"event_timestamp": now, "created": now}])
+        writer.write("movie_metadata", pa.Table.from_pandas(frame, preserve_index=False))
+
+    with TestClient(create_app(settings)) as client:
+        rt = client.app.state.rt  # type: ignore[attr-defined]
+        movie, old = str(rt.table.ids[0]), float(rt.table.columns["movie_metadata__cost"][0])
+        generation = rt.table.generation
+        try:
+            write_cost(movie, 123.25)
+            deadline = time.monotonic() + 60.0  # the first background read also starts the refresher process
+            while rt.table.columns["movie_metadata__cost"][0] != 123.25 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert rt.table.columns["movie_metadata__cost"][0] == 123.25
+            assert rt.table.generation > generation
+            assert 'recsys_movie_table_refreshes_total{trigger="changed"}' in client.get("/metrics").text
+            assert client.get("/recommend/4").status_code == 200
+        finally:
+            write_cost(movie, old)

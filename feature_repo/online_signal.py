@@ -1,0 +1,29 @@
+"""A change counter beside Feast's online store: writers of movie features bump it, serving watches it.
+
+Serving holds all movie features in memory (`serving.movie_table`); re-reading 20,000 movies
+costs seconds of CPU, so it must not poll the features themselves. Every writer of movie
+views through this project (`ingestion.online.FeastOnlineWriter`: pushes and catch-up
+materialisations) increments one Redis counter after the write; each serving worker reads
+that one key every few seconds and re-reads the table when it moved. A `feast materialize`
+run from the command line does not bump it: the periodic refresh picks that up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+MOVIE_VIEWS: Final = ("movie_popularity", "movie_rating_stats", "movie_metadata")
+"""The movie feature views (the movie side of the `ranker_v1` service)."""
+MOVIES_CHANGED_KEY: Final = "recsys:online:movies:changes"
+"""Redis key (same db as the Feast online store) counting writes of movie views."""
+
+
+def bump(client: Any, key: str = MOVIES_CHANGED_KEY) -> int:
+    """Count one write of movie features; returns the new count."""
+    return int(client.incr(key))
+
+
+def read(client: Any, key: str = MOVIES_CHANGED_KEY) -> int:
+    """The current count (0 before the first write)."""
+    value = client.get(key)
+    return int(value) if value is not None else 0
