@@ -161,7 +161,11 @@ class CandidateIndex:
             scores[als_seen[als_seen >= 0]] = -np.inf
             k = min(k_als, int(np.isfinite(scores).sum()))
             if k > 0:
-                top = np.argpartition(scores, len(scores) - k)[-k:] if k < len(scores) else np.arange(len(scores))
+                top = (
+                    np.argpartition(scores, len(scores) - k)[-k:]
+                    if k < len(scores)
+                    else np.arange(len(scores))
+                )
                 top = top[np.lexsort((top, -scores[top]))]
                 als_pos, als_scores = self._als_to_vocab[top], scores[top]
         proposed = np.union1d(pop_pos, als_pos).astype(np.int64)  # sorted: the movie-id tie-break order
