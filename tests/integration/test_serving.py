@@ -6,11 +6,14 @@ two real LightGBM rankers with candidate indexes registered in a real MLflow reg
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,7 +217,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_killed_redis_degrades_to_fallback_lists_within_the_sla(world: World, tmp_path: Path) -> None:
+@pytest.fixture
+def private_redis(world: World) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A redis-server of this test alone (it is killed or stopped), holding the world's online features."""
     from ingestion.feast_bridge import open_feature_store
 
     server = shutil.which("redis-server")
@@ -231,24 +236,63 @@ def test_killed_redis_degrades_to_fallback_lists_within_the_sla(world: World, tm
             except redis.ConnectionError:
                 time.sleep(0.1)
         write_online(open_feature_store(world.var, url), world.sessions, world.recent)
-        settings = world.settings.model_copy(update={"redis_url": url})
-        with TestClient(create_app(settings)) as client:
-            assert client.get("/recommend/3").headers["X-Recommendation-Path"] == "model"
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
             proc.wait()
-            paths = []
-            for user in list(range(1, 61)) * 2:
-                t0 = time.perf_counter()
-                response = client.get(f"/recommend/{user}")
-                elapsed = time.perf_counter() - t0
-                assert response.status_code == 200 and response.text, response.text
-                assert elapsed < 0.6, f"{elapsed * 1000:.0f} ms with Redis down"
-                paths.append(response.headers["X-Recommendation-Path"])
-            assert set(paths) == {"fallback"}
-            metrics = client.get("/metrics").text
-            assert "recsys_fallback_total" in metrics and "recsys_feature_errors_total" in metrics
-    finally:
+
+
+def _timed_paths(client: TestClient, users: list[int]) -> list[str]:
+    """Each answer must be a 200 within the SLA; returns their recommendation paths."""
+    paths = []
+    for user in users:
+        t0 = time.perf_counter()
+        response = client.get(f"/recommend/{user}")
+        elapsed = time.perf_counter() - t0
+        assert response.status_code == 200 and response.text, response.text
+        assert elapsed < 0.6, f"{elapsed * 1000:.0f} ms"
+        paths.append(response.headers["X-Recommendation-Path"])
+    return paths
+
+
+def test_killed_redis_degrades_to_fallback_lists_within_the_sla(
+    world: World, private_redis: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    proc, url = private_redis
+    settings = world.settings.model_copy(update={"redis_url": url})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/recommend/3").headers["X-Recommendation-Path"] == "model"
         proc.kill()
+        proc.wait()
+        assert set(_timed_paths(client, list(range(1, 61)) * 2)) == {"fallback"}
+        metrics = client.get("/metrics").text
+        assert "recsys_fallback_total" in metrics and "recsys_feature_errors_total" in metrics
+
+
+def test_hung_redis_costs_the_timeout_and_answers_come_back_right_after(
+    world: World, private_redis: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    """A stopped (not dead) Redis: requests wait at most the feature timeout, the breaker opens, and
+    when Redis wakes up with the late replies of the abandoned reads, each user gets their own features."""
+    proc, url = private_redis
+    settings = world.settings.model_copy(update={"redis_url": url})
+    with TestClient(create_app(settings)) as client:
+        before = {u: client.get(f"/recommend/{u}").text for u in range(1, 21)}
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert set(_timed_paths(client, list(range(1, 41)))) == {"fallback"}
+        metrics = client.get("/metrics").text
+        assert 'recsys_feature_errors_total{reason="timeout"}' in metrics
+        assert 'recsys_feature_errors_total{reason="breaker_open"}' in metrics
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(settings.breaker_cooldown_s + 0.2)
+        deadline = time.monotonic() + 10
+        while client.get("/recommend/1").headers["X-Recommendation-Path"] != "model":
+            assert time.monotonic() < deadline, "the breaker never closed after Redis came back"
+            time.sleep(0.1)
+        # Same features in, same list out: no late reply reached the wrong request.
+        assert {u: client.get(f"/recommend/{u}").text for u in range(1, 21)} == before
 
 
 class Server:
