@@ -7,11 +7,17 @@ already running (e.g. after `recsys stack up`) are left as they were.
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+import redis
 
 from events.kafka import ensure_topics
 from events.settings import get_kafka_settings
@@ -46,3 +52,29 @@ def topic(stack: StackInfo) -> str:
     name = f"test-{uuid.uuid4().hex[:10]}"
     ensure_topics({name: 1})
     return name
+
+
+@contextmanager
+def private_redis_server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A redis-server of one test alone (free to kill or SIGSTOP it), no persistence; yields it and its URL (db 0)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is installed by `make prereqs`"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # SIGKILL ends a stopped server too
+            proc.wait()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -18,42 +15,21 @@ import redis
 import uvloop
 
 from serving.redis_pipe import RedisPipe, encode_command
+from tests.integration.conftest import private_redis_server
 
 FIELDS = [b"a", b"b", b"missing"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A private redis-server (this test stops and kills it), with 300 hashes in db 3."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is installed by `make prereqs`"
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL)  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/3"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    for i in range(300):
-        client.hset(f"user:{i}", mapping={"a": f"a{i}", "b": str(i)})
-    client.set("plain", "x")
-    try:
+    with private_redis_server() as (proc, url0):
+        url = url0.removesuffix("/0") + "/3"
+        client = redis.Redis.from_url(url)
+        for i in range(300):
+            client.hset(f"user:{i}", mapping={"a": f"a{i}", "b": str(i)})
+        client.set("plain", "x")
         yield proc, url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.kill()
-            proc.wait()
 
 
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]

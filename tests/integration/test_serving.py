@@ -7,7 +7,6 @@ two real LightGBM rankers with candidate indexes registered in a real MLflow reg
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -38,7 +37,7 @@ from ranking.transforms import FEATURE_COLUMNS, FEATURE_SERVICE
 from recsys.training import snapshot
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tests.integration.conftest import StackInfo
+from tests.integration.conftest import StackInfo, private_redis_server
 from tests.integration.test_feast_repo import db_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -222,26 +221,9 @@ def private_redis(world: World) -> Iterator[tuple[subprocess.Popen[bytes], str]]
     """A redis-server of this test alone (it is killed or stopped), holding the world's online features."""
     from ingestion.feast_bridge import open_feature_store
 
-    server = shutil.which("redis-server")
-    assert server, "redis-server is installed by `make prereqs`"
-    port = _free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL)  # fmt: skip
-    try:
-        url = f"redis://127.0.0.1:{port}/0"
-        for _ in range(50):
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
+    with private_redis_server() as (proc, url):
         write_online(open_feature_store(world.var, url), world.sessions, world.recent)
         yield proc, url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.kill()
-            proc.wait()
 
 
 def _timed_paths(client: TestClient, users: list[int]) -> list[str]:
