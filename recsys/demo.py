@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 from rich.console import Console
 from rich.panel import Panel
 
@@ -179,9 +180,15 @@ def _closed_loop(ctx: DemoContext) -> None:
         rec.close()
     st = result.stats
     taken = st.accepted / st.sessions if st.sessions else 0.0
+    times = np.asarray(rec.answer_ms, dtype=np.float64)
+
+    def pct(q: float) -> float:
+        return float(np.percentile(times, q * 100)) if len(times) else float("nan")
+
     ctx.facts["closed loop"] = (
         f"{ctx.closed_loop_hours:g} simulated hours: {st.requests:,} /recommend calls, {st.requests_failed:,} failed "
-        f"or late; {st.accepted:,} of {st.sessions:,} sessions ({taken:.1%}) watched a recommended movie"
+        f"or late; answer time seen by the front end p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms; "
+        f"{st.accepted:,} of {st.sessions:,} sessions ({taken:.1%}) watched a recommended movie"
     )
 
 

@@ -84,6 +84,8 @@ class RecommendClient:
         self._concurrency = concurrency
         self._loop = asyncio.new_event_loop()
         self._client: httpx.AsyncClient | None = None
+        self.answer_ms: list[float] = []
+        """Answer time of every call, as the front end saw it (ms, timeouts count as the deadline)."""
 
     def _target(self) -> str:
         return f"{self.host}/{_resolve(self.host)}:{self.port}"
@@ -118,8 +120,9 @@ class RecommendClient:
                     error = f"java.net.ConnectException: {_one_line(str(exc)) or 'connect failed'}: {self._target()}"
             except httpx.HTTPError as exc:
                 error = f"java.io.IOException: {type(exc).__name__}: {_one_line(str(exc))}"
-            ms = round((time.perf_counter() - t0) * 1000)
-            return RecOutcome(status, items, error, ms)
+            elapsed_ms = (time.perf_counter() - t0) * 1000
+            self.answer_ms.append(elapsed_ms)
+            return RecOutcome(status, items, error, round(elapsed_ms))
 
     async def _batch(self, user_ids: list[int], delays_s: list[float]) -> list[RecOutcome]:
         if self._client is None:

@@ -83,6 +83,8 @@ def _fetch(url: str, users: list[int]) -> list[RecommendationEvent]:
         outcomes = client.fetch(users)
     finally:
         client.close()
+    assert len(client.answer_ms) == len(users)  # every call's answer time, for the demo's summary
+    assert sorted(round(ms) for ms in client.answer_ms) == sorted(o.response_ms for o in outcomes)
     events = []
     for u, o in zip(users, outcomes, strict=True):
         event = RecommendationEvent(START_NS, u, client.server, o.status, o.items, o.response_ms, o.error, 6)
