@@ -227,7 +227,9 @@ class Runtime:
             try:
                 if background:
                     if self._reader is None:
-                        self._reader = TableReader(self.settings.var_dir, self.settings.redis_url)
+                        self._reader = TableReader(
+                            self.settings.var_dir, self.settings.redis_url, self.settings.movie_min_refresh_s
+                        )
                     table = self._reader.read(ids, self.table.generation + 1)
                 else:
                     table = read_online(self.store, self.settings.redis_url, ids, self.table.generation + 1)
