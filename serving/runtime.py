@@ -29,11 +29,12 @@ from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
 from serving.models import ModelBundle, ModelManager
 from serving.movie_table import MovieTable, TableReader, read_online
+from serving.online_reader import OnlineLayout
 from serving.provenance import ProvenanceLog
 from serving.recommender import Outcome, fallback_list, rank, without
 from serving.routing import Router
 from serving.settings import ServingSettings
-from serving.user_features import CircuitBreaker, UserFeatureClient
+from serving.user_features import USER_SERVICE, CircuitBreaker, UserFeatureClient
 
 log = logging.getLogger(__name__)
 
@@ -156,16 +157,24 @@ class Runtime:
             moved = changes is not None and changes != seen and now - last_read >= cfg.movie_min_refresh_s
             if not moved and now < next_full:
                 continue
-            if self.store is not None:
-                try:
-                    self.store.refresh_registry()
-                except Exception as exc:
-                    log.warning("feast registry refresh failed: %s", exc)
+            if not moved:  # periodic: a `feast apply` may have changed definitions (data writes do not)
+                self.refresh_registry()
             if self.refresh_table(background=True) and changes is not None:
                 seen = changes
             M.MOVIE_TABLE_REFRESHES.labels("changed" if moved else "periodic").inc()
             last_read = time.monotonic()
             next_full = last_read + cfg.movie_refresh_s * random.uniform(0.8, 1.2)
+
+    def refresh_registry(self) -> None:
+        """Re-read the Feast registry and rebuild the user-feature layout from it; never raises."""
+        if self.store is None:
+            return
+        try:
+            self.store.refresh_registry()
+            if self.users is not None:
+                self.users.layout = OnlineLayout.for_service(self.store, USER_SERVICE)
+        except Exception as exc:  # keep the layout we have
+            log.warning("feast registry refresh failed: %s", exc)
 
     def _movie_changes(self) -> int | None:
         """The movie-change counter (`feature_repo.online_signal`); None when Redis cannot say."""

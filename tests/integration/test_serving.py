@@ -375,6 +375,11 @@ def test_background_refresh_reads_the_movie_table_in_a_child_process(world: Worl
             rt.table.columns["movie_metadata__cost"], before.columns["movie_metadata__cost"]
         )
         assert client.get("/recommend/4").headers["X-Recommendation-Path"] == "model"
+        # The periodic registry refresh rebuilds the user-feature layout from the (re-read) registry.
+        layout = rt.users.layout
+        rt.refresh_registry()
+        assert rt.users.layout is not layout and rt.users.layout == layout
+        assert client.get("/recommend/4").headers["X-Recommendation-Path"] == "model"
 
 
 def test_a_write_of_movie_features_reaches_the_in_memory_table_within_seconds(world: World) -> None:
