@@ -104,7 +104,6 @@ capacity = _sibling("serving_capacity")
 REPO = _HERE.parent
 VENV_BIN = Path(sys.executable).parent
 RESULTS = _HERE / "results" / "serving.json"
-CAPACITY_PLOT = _HERE / "results" / "serving_capacity.png"
 REDIS_URL = "redis://127.0.0.1:6379/8"
 REDIS_MARKER = "recsys-bench-serving:setup"
 """Key in the benchmark's Redis db describing what was loaded (Feast's keys are binary entity keys)."""
@@ -461,6 +460,11 @@ class FeastCheck:
         return None, "feast"
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the repository when inside it (as committed results name their plots)."""
+    return str(path.resolve().relative_to(REPO)) if path.resolve().is_relative_to(REPO) else str(path)
+
+
 def _meets(r: dict[str, Any]) -> bool:
     """A capacity row within the p50/p99/error targets."""
     return bool(
@@ -624,6 +628,9 @@ def main() -> None:
         return
 
     capacity_rates = [float(r) for r in args.capacity_rates.split(",") if r.strip()]
+    plot_path = args.out.with_name(
+        f"{args.out.stem}_capacity.png"
+    )  # results/serving.json -> serving_capacity.png
     # The traffic: user ids for warm-up, the measured window and feast serve.
     rng = np.random.default_rng([args.seed, 6])
     known = np.load(work / KNOWN_USERS)
@@ -805,7 +812,7 @@ def main() -> None:
             "rows": sweep,
             "max_rate_within_sla": max((r["rate_rps"] for r in sweep if r["within_sla"]), default=None),
             "max_rate_meeting_targets": max((r["rate_rps"] for r in sweep if _meets(r)), default=None),
-            "plot": str(CAPACITY_PLOT.relative_to(REPO)) if args.out == RESULTS else None,
+            "plot": _shown(plot_path) if len(sweep) > 1 else None,
         },
         "feast_serve": {
             "requests": n_feast,
@@ -891,14 +898,12 @@ def main() -> None:
         cap = result["capacity"]
         print(f"capacity    : highest rate meeting the p50/p99 targets {cap['max_rate_meeting_targets']} req/s, "
               f"within the 600 ms SLA {cap['max_rate_within_sla']} req/s (of those tried)")  # fmt: skip
-        if args.out == RESULTS:
-            print(f"plot        : {capacity.plot(sweep, TARGETS, os.cpu_count() or 1, CAPACITY_PLOT)}")
+        print(f"plot        : {capacity.plot(sweep, TARGETS, os.cpu_count() or 1, plot_path)}")
     print(f"setup       : {setup_seconds:.0f} s (model {'reused' if info['model_reused'] else 'trained'}, Redis "
           f"{'reused' if info['redis_reused'] else 'loaded'}); service ready in {ready_s:.1f} s")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    from ingestion.progress import atomic_write
+
+    atomic_write(args.out, (json.dumps(result, indent=2, ensure_ascii=False) + "\n").encode())
     print(f"wrote {args.out}")
 
 

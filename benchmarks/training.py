@@ -787,10 +787,9 @@ def main() -> None:
     print(
         f"meets targets  : {result['meets_targets']}" + (f" (failed: {', '.join(failed)})" if failed else "")
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    from ingestion.progress import atomic_write
+
+    atomic_write(args.out, (json.dumps(result, indent=2, ensure_ascii=False) + "\n").encode())
     print(f"wrote {args.out}")
 
 

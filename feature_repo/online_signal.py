@@ -27,3 +27,13 @@ def read(client: Any, key: str = MOVIES_CHANGED_KEY) -> int:
     """The current count (0 before the first write)."""
     value = client.get(key)
     return int(value) if value is not None else 0
+
+
+def peek(client: Any, key: str = MOVIES_CHANGED_KEY) -> int | None:
+    """The current count, or None when Redis cannot say (down, timed out): readers fall back to periodic refreshes."""
+    import redis
+
+    try:
+        return read(client, key)
+    except redis.RedisError:
+        return None

@@ -145,8 +145,8 @@ def read_online(store: Any, redis_url: str, movie_ids: Sequence[str], generation
     return MovieTable.from_rows({name: [row[name] for row in rows] for name in names}, generation)
 
 
-_CHILD_STORE: dict[tuple[str, str], Any] = {}
-"""The refresher process's Feast store, opened once per (var dir, Redis URL)."""
+_CHILD_STORE: dict[tuple[str, str], tuple[Any, Any]] = {}
+"""The refresher process's Feast store and Redis client, opened once per (var dir, Redis URL)."""
 
 
 def _read_in_child(
@@ -160,20 +160,11 @@ def _read_in_child(
 
     key = (var, redis_url)
     if key not in _CHILD_STORE:
-        _CHILD_STORE[key] = open_store(Path(var), redis_url)
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-
-    def counter() -> int | None:
-        try:
-            return online_signal.read(client)
-        except redis.RedisError:
-            return None
-
-    try:
-        return shared_read(Path(var), movie_ids, generation, counter,
-                           lambda: read_online(_CHILD_STORE[key], redis_url, movie_ids, generation), max_age_s)  # fmt: skip
-    finally:
-        client.close()
+        client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        _CHILD_STORE[key] = (open_store(Path(var), redis_url), client)
+    store, client = _CHILD_STORE[key]
+    return shared_read(Path(var), movie_ids, generation, lambda: online_signal.peek(client),
+                       lambda: read_online(store, redis_url, movie_ids, generation), max_age_s)  # fmt: skip
 
 
 class TableReader:

@@ -2,12 +2,9 @@
 
 `Runtime.build` opens the Feast store (registry cached with no TTL, refreshed by our thread
 instead of inside a request; Redis with short socket timeouts), the model manager (first
-load before traffic), the movie table, the fallback list and the provenance log. `start`
-runs one daemon thread that every `movie_check_s` follows the experiments file and the
-movie-change counter that writers of movie features bump (`feature_repo.online_signal`): it
-re-reads the movie table (and the Feast registry, and recomputes the fallback list) after
-writes, at most every `movie_min_refresh_s`, and at least every `movie_refresh_s`. The model
-manager polls the registry on its own.
+load before traffic), the movie table, the fallback list and the provenance log, and says
+what a refresh of each does; `serving.refresher` decides when (after movie-feature writes and
+periodically). The model manager polls the registry on its own.
 """
 
 from __future__ import annotations
@@ -15,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +19,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from events.topics import ALERTS
-from feature_repo import online_signal
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
 from serving.models import ModelBundle, ModelManager
@@ -32,6 +26,7 @@ from serving.movie_table import MovieTable, TableReader, read_online
 from serving.online_reader import OnlineLayout
 from serving.provenance import ProvenanceLog
 from serving.recommender import Outcome, fallback_list, rank, without
+from serving.refresher import Refresher
 from serving.routing import Router
 from serving.settings import ServingSettings
 from serving.user_features import USER_SERVICE, CircuitBreaker, UserFeatureClient
@@ -81,12 +76,13 @@ class Runtime:
     fallback: list[str] = field(default_factory=list)
     feature_service: str = FEATURE_SERVICE
     table_error: str | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _refresher: Refresher = field(init=False)
     _alerts_producer: Any = None
     _bad_experiments_sha: str | None = None
     _reader: TableReader | None = None
-    _signal: Any = None
+
+    def __post_init__(self) -> None:
+        self._refresher = Refresher(self)
 
     # --- construction ---------------------------------------------------------------------
 
@@ -138,32 +134,7 @@ class Runtime:
         """Start the provenance drain, the model poller and the table refresher."""
         self.provenance.start()
         self.models.start()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="table-refresher", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        # The table is re-read when writers bumped the movie-change counter (at most every
-        # movie_min_refresh_s) and in any case every movie_refresh_s, jittered so that workers
-        # started together do not read together.
-        cfg = self.settings
-        last_read = time.monotonic()
-        next_full = last_read + cfg.movie_refresh_s * random.uniform(0.8, 1.2)
-        seen = self._movie_changes()
-        while not self._stop.wait(cfg.movie_check_s):
-            self.watch_experiments()
-            now = time.monotonic()
-            changes = self._movie_changes()
-            moved = changes is not None and changes != seen and now - last_read >= cfg.movie_min_refresh_s
-            if not moved and now < next_full:
-                continue
-            if not moved:  # periodic: a `feast apply` may have changed definitions (data writes do not)
-                self.refresh_registry()
-            if self.refresh_table(background=True) and changes is not None:
-                seen = changes
-            M.MOVIE_TABLE_REFRESHES.labels("changed" if moved else "periodic").inc()
-            last_read = time.monotonic()
-            next_full = last_read + cfg.movie_refresh_s * random.uniform(0.8, 1.2)
+        self._refresher.start()
 
     def refresh_registry(self) -> None:
         """Re-read the Feast registry and rebuild the user-feature layout from it; never raises."""
@@ -175,20 +146,6 @@ class Runtime:
                 self.users.layout = OnlineLayout.for_service(self.store, USER_SERVICE)
         except Exception as exc:  # keep the layout we have
             log.warning("feast registry refresh failed: %s", exc)
-
-    def _movie_changes(self) -> int | None:
-        """The movie-change counter (`feature_repo.online_signal`); None when Redis cannot say."""
-        try:
-            if self._signal is None:
-                import redis
-
-                self._signal = redis.Redis.from_url(
-                    self.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
-                )
-            return online_signal.read(self._signal)
-        except Exception as exc:  # Redis down: the periodic refresh still runs
-            log.debug("movie-change counter unreadable: %s", exc)
-            return None
 
     def watch_experiments(self) -> bool:
         """Reload the experiment file when its content changed (how every worker follows an edit); never raises."""
@@ -211,7 +168,7 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop background work and flush provenance."""
-        self._stop.set()
+        self._refresher.stop()
         self.models.stop()
         if self._reader is not None:
             self._reader.close()

@@ -1,0 +1,74 @@
+"""When a serving worker refreshes what it holds: the experiments file, the movie table, the Feast registry.
+
+One daemon thread per worker wakes every `movie_check_s`: it follows the experiments file,
+reads the movie-change counter that writers of movie features bump
+(`feature_repo.online_signal`), and has the runtime re-read its movie table after writes (at
+most every `movie_min_refresh_s`) and in any case every `movie_refresh_s`, jittered so that
+workers started together do not read together. The periodic pass also re-reads the Feast
+registry (a `feast apply` changes definitions; data writes do not). What a refresh does is
+the runtime's (`serving.runtime.Runtime`); this module only decides when.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from feature_repo import online_signal
+from serving import metrics as M  # noqa: N812
+
+if TYPE_CHECKING:
+    from serving.runtime import Runtime
+
+
+class Refresher:
+    """The background thread of one serving worker; see the module doc."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: Any = None
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="table-refresher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end at its next wake-up."""
+        self._stop.set()
+
+    def _next_full(self) -> float:
+        return time.monotonic() + self.rt.settings.movie_refresh_s * random.uniform(0.8, 1.2)
+
+    def _run(self) -> None:
+        cfg = self.rt.settings
+        last_read, next_full = time.monotonic(), self._next_full()
+        seen = self.movie_changes()
+        while not self._stop.wait(cfg.movie_check_s):
+            self.rt.watch_experiments()
+            changes = self.movie_changes()
+            now = time.monotonic()
+            moved = changes is not None and changes != seen and now - last_read >= cfg.movie_min_refresh_s
+            if not moved and now < next_full:
+                continue
+            if not moved:
+                self.rt.refresh_registry()
+            if self.rt.refresh_table(background=True) and changes is not None:
+                seen = changes
+            M.MOVIE_TABLE_REFRESHES.labels("changed" if moved else "periodic").inc()
+            last_read, next_full = time.monotonic(), self._next_full()
+
+    def movie_changes(self) -> int | None:
+        """The movie-change counter; None when Redis cannot say (the periodic refresh still runs)."""
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(
+                self.rt.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+        return online_signal.peek(self._client)
