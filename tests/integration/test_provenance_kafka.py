@@ -175,6 +175,7 @@ def test_kafka_down_then_back_at_the_same_address(ptopic: str, broker: KafkaSett
     try:
         for rec in recs:
             plog.record(rec)
+
         # Deliveries time out and come back to the buffer; one probe at a time after that. All 20
         # first attempts time out (their callbacks may arrive over several polls on a slow
         # machine), then at least two probes fail in turn: retried >= 22.
