@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -232,12 +231,3 @@ def test_vectorised_metrics_match_per_user_reference() -> None:
     recs, truth = _random_case(300, seed=1)
     expected = _reference(recs, truth, k=10)
     assert ranking_metrics(recs, truth, k=10) == pytest.approx(expected)
-
-
-def test_thousands_of_users_evaluate_well_under_a_second() -> None:
-    recs, truth = _random_case(5000, seed=2)
-    start = time.perf_counter()
-    ranking_metrics(recs, truth, k=20)
-    catalog_coverage(recs, 500)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"5,000 users x 20 movies took {elapsed:.2f} s"

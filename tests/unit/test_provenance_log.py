@@ -134,7 +134,10 @@ def test_recording_100k_with_kafka_down_never_blocks_and_counts_overflow(down: K
         for rec in records:
             plog.record(rec)
         elapsed = time.perf_counter() - start
-        assert elapsed < 1.0, f"100k records took {elapsed:.2f} s"
+        # A record() that waited on the dead broker would take its delivery timeout (seconds) per
+        # call once the buffer is full; not blocking keeps 100k calls far inside this bound
+        # (about 0.1 s here; the speed itself is benchmarks/serving.py's business).
+        assert elapsed < 10.0, f"100k records took {elapsed:.2f} s"
         s = plog.stats()
         assert (s.recorded, s.sent, s.buffered) == (100_000, 0, 10_000)
         assert s.overflow >= 100_000 - 10_000 - plog.max_in_flight and balanced(s)
