@@ -304,6 +304,14 @@ class Server:
         self.thread.join(30)
 
 
+def _admin_models(url: str) -> dict[str, Any]:
+    """The service's /admin/models answer."""
+    answer = httpx.get(f"{url}/admin/models", headers={"Authorization": "Bearer recsys-local-admin"})
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
 def test_promotion_failed_load_and_rollback_under_load_without_a_failed_answer(
     world: World, tmp_path: Path
 ) -> None:
@@ -345,12 +353,11 @@ def test_promotion_failed_load_and_rollback_under_load_without_a_failed_answer(
             wait_for(f"v{v2}")
             # A version whose candidate index is missing: the service keeps v2 and counts the failure.
             assert registry.promote(broken, force=True).accepted
-            time.sleep(2.0)
+            deadline = time.monotonic() + 60
+            while f"v{broken}" not in _admin_models(url)["failed"]:
+                assert time.monotonic() < deadline, "the failed load was never reported"
+                time.sleep(0.2)
             assert seen[-1] == f"v{v2}"
-            admin = httpx.get(
-                f"{url}/admin/models", headers={"Authorization": "Bearer recsys-local-admin"}
-            ).json()
-            assert f"v{broken}" in admin["failed"]
             assert "recsys_model_load_failures_total" in httpx.get(f"{url}/metrics").text
             registry.rollback()  # broken -> v2
             registry.rollback()  # v2 -> v1
