@@ -31,6 +31,18 @@ def local_port(bootstrap: str) -> int:
     return int(port)
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes in URL-safe base64, never starting with "-".
+
+    Kafka's own Uuid.randomUuid() redraws ids with a leading "-" because its command-line tools
+    would read them as options (1 draw in 64); so does this.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
 class KafkaBroker:
     """Fetches jars once, formats storage once, runs `kafka.Kafka`, waits for metadata, creates topics."""
 
@@ -163,8 +175,8 @@ class KafkaBroker:
         if (self.data / "meta.properties").exists():
             return
         cluster_file = self.home / "cluster-id"
-        if not cluster_file.exists():
-            cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+        if not cluster_file.exists() or cluster_file.read_text().startswith("-"):
+            cluster_file.write_text(new_cluster_id() + "\n")
         cluster_id = cluster_file.read_text().strip()
         result = subprocess.run(
             [
@@ -173,8 +185,7 @@ class KafkaBroker:
                 f"{self.lib}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",  # "=": an id is data even if it looks like an option
                 "-c",
                 str(config),
                 "--standalone",
