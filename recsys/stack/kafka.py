@@ -175,9 +175,10 @@ class KafkaBroker:
         if (self.data / "meta.properties").exists():
             return
         cluster_file = self.home / "cluster-id"
-        if not cluster_file.exists() or cluster_file.read_text().startswith("-"):
-            cluster_file.write_text(new_cluster_id() + "\n")
-        cluster_id = cluster_file.read_text().strip()
+        cluster_id = cluster_file.read_text().strip() if cluster_file.exists() else ""
+        if not cluster_id or cluster_id.startswith("-"):  # a dash id from before the fix is redrawn
+            cluster_id = new_cluster_id()
+            cluster_file.write_text(cluster_id + "\n")
         result = subprocess.run(
             [
                 java,

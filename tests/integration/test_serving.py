@@ -12,7 +12,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,13 +334,16 @@ def test_promotion_failed_load_and_rollback_under_load_without_a_failed_answer(
                 except httpx.HTTPError:
                     statuses.append(-1)
 
-    def wait_for(version: str, timeout: float = 60.0) -> None:
+    def wait_until(check: Callable[[], bool], failure: Callable[[], str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if seen and seen[-1] == version:
-                return
+        while not check():
+            assert time.monotonic() < deadline, failure()
             time.sleep(0.1)
-        raise AssertionError(f"never served {version}; last {seen[-5:]}")
+
+    def wait_for(version: str) -> None:
+        wait_until(
+            lambda: bool(seen) and seen[-1] == version, lambda: f"never served {version}; last {seen[-5:]}"
+        )
 
     with Server(settings) as url:
         threads = [threading.Thread(target=load, args=(url,)) for _ in range(2)]
@@ -353,10 +356,10 @@ def test_promotion_failed_load_and_rollback_under_load_without_a_failed_answer(
             wait_for(f"v{v2}")
             # A version whose candidate index is missing: the service keeps v2 and counts the failure.
             assert registry.promote(broken, force=True).accepted
-            deadline = time.monotonic() + 60
-            while f"v{broken}" not in _admin_models(url)["failed"]:
-                assert time.monotonic() < deadline, "the failed load was never reported"
-                time.sleep(0.2)
+            wait_until(
+                lambda: f"v{broken}" in _admin_models(url)["failed"],
+                lambda: "the failed load was never reported",
+            )
             assert seen[-1] == f"v{v2}"
             assert "recsys_model_load_failures_total" in httpx.get(f"{url}/metrics").text
             registry.rollback()  # broken -> v2
