@@ -30,6 +30,12 @@ class KafkaSettings(BaseSettings):
         4, ge=1, description="Partitions of `movielog` when the platform creates it (ingest parallelism)."
     )
     replication_factor: int = Field(1, ge=1, description="Replication factor of topics the platform creates.")
+    max_line_bytes: int = Field(
+        16_384,
+        ge=256,
+        le=900_000,
+        description="Longest log line: replay refuses longer ones, the DLQ keeps this much of a bad line's bytes.",
+    )
 
     def client_config(self) -> dict[str, str]:
         """librdkafka settings common to producers, consumers and admin clients."""

@@ -28,6 +28,8 @@ class ParseReason(StrEnum):
     BAD_RESULT = "bad_result"
     BAD_RESPONSE_TIME = "bad_response_time"
     UNKNOWN_REQUEST = "unknown_request"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    """Set by ingestion, not the codec: the line is dated further ahead of its Kafka message time than allowed."""
 
 
 @dataclass(frozen=True, slots=True)

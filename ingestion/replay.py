@@ -4,7 +4,9 @@ Lines are not parsed: malformed ones go to the topic like any other and the inge
 dead-letter path deals with them, exactly as with a live stream. The key is the second
 comma-separated field when it is a number (the user id), so a user's events stay in one
 partition and in order; other lines get no key. Blank lines (a trailing newline, say) are
-skipped and counted. Used by `recsys replay FILE` to load big backfills made by
+skipped and counted. A line longer than the configured maximum (`RECSYS_KAFKA_MAX_LINE_BYTES`,
+the codec's own limit) is refused, not produced: it is reported with its line number and size,
+so the source file stays the one place that holds it. Used by `recsys replay FILE` to load big backfills made by
 `recsys simulate history --out DIR` without streaming them live.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import gzip
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -28,7 +30,7 @@ from rich.progress import (
 )
 
 from events.kafka import make_producer
-from events.settings import KafkaSettings
+from events.settings import KafkaSettings, get_kafka_settings
 from events.topics import MOVIELOG
 
 _PROGRESS_EVERY = 20_000
@@ -45,6 +47,8 @@ class ReplayStats:
     """Bytes of line content produced."""
     blank: int = 0
     """Blank lines skipped."""
+    refused: list[tuple[int, int]] = field(default_factory=list)
+    """(line number, bytes) of lines longer than the maximum, not produced."""
     failed: int = 0
     """Lines the broker did not acknowledge (delivery errors or still queued at the flush timeout)."""
     seconds: float = 0.0
@@ -73,9 +77,16 @@ def replay_file(
     producer: Producer | None = None,
     progress: bool = True,
     flush_timeout_s: float = 120.0,
+    max_line_bytes: int | None = None,
 ) -> ReplayStats:
-    """Produce every line of `path` (plain, or gzip when it ends in .gz) to `topic`; report lines/s."""
+    """Produce every line of `path` (plain, or gzip when it ends in .gz) to `topic`; report lines/s.
+
+    Lines over `max_line_bytes` (default: the Kafka settings' `max_line_bytes`) are refused and listed in `refused`.
+    """
     stats = ReplayStats(path)
+    limit = (
+        max_line_bytes if max_line_bytes is not None else (settings or get_kafka_settings()).max_line_bytes
+    )
     prod = producer or make_producer(settings)
 
     def delivered(err: KafkaError | None, _msg: Message) -> None:
@@ -95,6 +106,9 @@ def replay_file(
             line = raw_line.rstrip(b"\r\n")
             if not line:
                 stats.blank += 1
+                continue
+            if len(line) > limit:
+                stats.refused.append((n, len(line)))
                 continue
             while True:
                 try:

@@ -36,6 +36,11 @@ class IngestSettings(BaseSettings):
         description="Run the sessions + movie features job in this worker (one worker of a group is enough).",
     )
     push_online: bool = Field(True, description="Push user features to the online store after each batch.")
+    max_future_skew_s: float = Field(
+        300.0,
+        ge=0,
+        description="Lines dated more than this after their Kafka message time go to the DLQ (future_timestamp).",
+    )
     enrich: bool = Field(True, description="Look up movies and users in the metadata API.")
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",

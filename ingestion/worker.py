@@ -27,8 +27,8 @@ from events.batch import ParsedBatch, parse_batch
 from events.kafka import make_consumer, make_producer
 from events.metadata import GENRE_INDEX, MovieMeta, UserMeta
 from events.settings import KafkaSettings, get_kafka_settings
-from events.topics import DLQ
 from ingestion import metrics, snapshots
+from ingestion.dlq import DeadLetter, DeadLetterWriter, recovery_consumer
 from ingestion.layout import BatchId, OfflineLayout
 from ingestion.movie_features import latest_per_movie, movie_rows, write_rows
 from ingestion.online import OnlineWriter
@@ -38,6 +38,7 @@ from ingestion.settings import IngestSettings, get_ingest_settings
 from ingestion.sink import SourceBatch, tables, write_tables
 from ingestion.state import UserState
 from ingestion.user_features import RATING_VIEW, WATCH_VIEW, user_rows
+from ingestion.validation import quarantine_future
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class IngestWorker:
         self.stats = RunStats()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._dlq: DeadLetterWriter | None = None
         self.snapshot_every_s = 30.0
         self._last_movie_job = 0.0
         self._last_lag = 0.0
@@ -121,6 +123,8 @@ class IngestWorker:
             resume, removed = self.progress.recover(self.s.topic, tp.partition)
             if removed:
                 log.warning("partition %d: removed %d files of an interrupted batch", tp.partition, removed)
+            self._recover_dead_letters(tp.partition, resume or 0)
+            self.profiled.update(self._profiled_users(tp.partition))
             state = self._new_state()
             snap = snapshots.latest(self.layout.root, self.s.topic, tp.partition, resume)
             if snap is not None:
@@ -132,6 +136,26 @@ class IngestWorker:
             tp.offset = snap[0] if snap is not None else OFFSET_BEGINNING
         consumer.assign(partitions)
         self._assigned_at = time.monotonic()
+
+    def _recover_dead_letters(self, partition: int, resume: int) -> None:
+        """Learn which bad lines at or after `resume` a crashed run already copied to the DLQ."""
+        if self._dlq is None:
+            return
+        marker = self.layout.progress_file(self.s.topic, partition)
+        since_ms = int(marker.stat().st_mtime * 1000) if marker.exists() else 0
+        consumer = recovery_consumer(lambda group: make_consumer(group, self.kafka))
+        try:
+            self._dlq.recover(partition, resume, since_ms, consumer)
+        finally:
+            consumer.close()
+
+    def _profiled_users(self, partition: int) -> set[int]:
+        """Users a landed `user_profile` file of this partition holds: a restart must not profile them again."""
+        prefix = f"{self.s.topic}-p{partition}-"
+        users: set[int] = set()
+        for path in self.layout.feature_dir(PROFILE_VIEW).glob(f"{prefix}*.parquet"):
+            users.update(pq.read_table(path, columns=["user_id"]).column("user_id").to_pylist())
+        return users
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -173,6 +197,7 @@ class IngestWorker:
         """Consume until stopped (`stop()`), idle for `idle_exit_s`, or `max_seconds` elapsed."""
         self._consumer = make_consumer(self.s.group_id, self.kafka, {"auto.offset.reset": "earliest"})
         self._producer = make_producer(self.kafka)
+        self._dlq = DeadLetterWriter(self._producer, self.s.topic, self.kafka.max_line_bytes)
         self._consumer.subscribe([self.s.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._stopping = False
         self._assigned_at = 0.0
@@ -272,6 +297,7 @@ class IngestWorker:
         fresh = [m for m in msgs if _offset(m) >= until]
         if replay:
             parsed = parse_batch([m.value() or b"" for m in replay])
+            quarantine_future(parsed, [m.timestamp()[1] for m in replay], self.s.max_future_skew_s)
             self._enrich(parsed)
             self._apply(self.states[partition], parsed)
             self.states[partition].drain()
@@ -297,6 +323,7 @@ class IngestWorker:
         kafka_ts = [m.timestamp()[1] for m in msgs]
         batch = BatchId(self.s.topic, partition, offsets[0], offsets[-1])
         parsed = parse_batch(values)
+        quarantine_future(parsed, kafka_ts, self.s.max_future_skew_s)
         self._enrich(parsed)
         state = self.states[partition]
         self._apply(state, parsed)
@@ -310,16 +337,17 @@ class IngestWorker:
                 schema=PLAY_SCHEMA,
             )  # fmt: skip
         write_tables(self.layout, batch, kinds)
+        assert self._dlq is not None
         for i, err in parsed.errors:
-            self._producer.produce(
-                DLQ, values[i], key=msgs[i].key(),
-                headers=[("reason", err.reason.value.encode()), ("detail", err.detail.encode()),
-                         ("source_topic", self.s.topic.encode()), ("source_partition", str(partition).encode()),
-                         ("source_offset", str(offsets[i]).encode())],
-            )  # fmt: skip
+            # The offline DLQ table (dated by Kafka time) keeps the full bytes; the topic gets a bounded copy.
+            date = time.strftime("%Y-%m-%d", time.gmtime(kafka_ts[i] / 1000))
+            where = (self.layout.raw_dir("dlq", date) / batch.file_name()).relative_to(self.layout.root)
+            self._dlq.send(
+                DeadLetter(partition, offsets[i], values[i], err.reason.value, err.detail, str(where))
+            )
             metrics.DLQ.labels(err.reason.value).inc()
-        if parsed.errors and self._producer.flush(30) > 0:
-            raise RuntimeError("DLQ messages not acknowledged within 30 s; batch not committed")
+        if parsed.errors:
+            self._dlq.flush(30)
 
         created_ns = time.time_ns()
         features = user_rows(state, touched, created_ns)

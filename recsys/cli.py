@@ -19,6 +19,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _check_environment() -> None:
+    """Refuse to start when a `RECSYS_*` variable is not a knob (a typo would be silently ignored)."""
+    from core.settings import UnknownSettingError
+    from recsys.knobs import check_environment
+
+    # Once per `recsys` process, before any subcommand: child processes it starts (uvicorn
+    # workers of `recsys serve`, the demo's services) inherit the environment checked here.
+    try:
+        check_environment()
+    except UnknownSettingError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
 app.add_typer(
     stack_app, name="stack", help="Start, stop and inspect the local stack (Kafka, Redis, Prometheus)."
 )
@@ -41,16 +58,25 @@ def replay(
         ..., help="An MLiP log file (plain or .gz), e.g. from `recsys simulate history --out`."
     ),
     topic: str = typer.Option("movielog", help="Topic to produce to."),
+    max_line_bytes: int | None = typer.Option(
+        None, help="Refuse lines longer than this (default: RECSYS_KAFKA_MAX_LINE_BYTES, the codec's limit)."
+    ),
 ) -> None:
     """Produce a log file's lines into Kafka as they are (keyed by user id), with a progress bar."""
     from events.kafka import ensure_topics
+    from events.settings import get_kafka_settings
     from ingestion.replay import replay_file
 
     ensure_topics()
-    stats = replay_file(path, topic)
+    limit = max_line_bytes or get_kafka_settings().max_line_bytes
+    stats = replay_file(path, topic, max_line_bytes=limit)
+    for number, size in stats.refused[:10]:
+        typer.echo(f"refused line {number} of {path}: {size:,} bytes > {limit:,} (not sent)", err=True)
+    if len(stats.refused) > 10:
+        typer.echo(f"... and {len(stats.refused) - 10:,} more refused lines", err=True)
     typer.echo(
         f"replayed {stats.lines:,} lines in {stats.seconds:.1f} s ({stats.lines_per_s:,.0f} lines/s), "
-        f"{stats.blank} blank skipped, {stats.failed} failed"
+        f"{stats.blank} blank skipped, {len(stats.refused)} refused as too long, {stats.failed} failed"
     )
     if stats.failed:
         raise typer.Exit(1)

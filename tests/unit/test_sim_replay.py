@@ -52,3 +52,13 @@ def test_replay_produces_every_line_as_is_keyed_by_user(tmp_path: Path, suffix: 
     assert {t for t, _, _ in producer.sent} == {"t"}
     assert stats.lines == 5 and stats.blank == 1 and stats.failed == 0
     assert stats.bytes == sum(len(line) for line in LINES) and stats.lines_per_s > 0
+
+
+def test_replay_refuses_lines_over_the_maximum_and_says_which(tmp_path: Path) -> None:
+    huge = b"2026-01-01T00:00:00,42,GET /data/m/" + b"c" * 999_900 + b"+2000/1.mpg"
+    path = tmp_path / "movielog.log"
+    path.write_bytes(b"\n".join([LINES[0], huge, LINES[1]]) + b"\n")
+    producer = FakeProducer()
+    stats = replay_file(path, "t", producer=producer, progress=False, max_line_bytes=16_384)  # type: ignore[arg-type]
+    assert [v for _, v, _ in producer.sent] == [LINES[0], LINES[1]]
+    assert stats.refused == [(2, len(huge))] and stats.lines == 2
