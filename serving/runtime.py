@@ -287,11 +287,10 @@ class Runtime:
         """Provenance of a past request with the registry's facts (blocking)."""
         return self.provenance.explain(request_id, self.models.registry())
 
-    def forward_alerts(self, payload: Any) -> int:
-        """Send Alertmanager's alerts to the `recsys.alerts` topic, one message each."""
+    def forward_alerts(self, alerts: list[dict[str, Any]]) -> int:
+        """Send validated alerts (`serving.api.alert_payload.Alert` dumps) to `recsys.alerts`, one message each."""
         from events.kafka import make_producer
 
-        alerts = payload.get("alerts", []) if isinstance(payload, dict) else []
         if self._alerts_producer is None:
             self._alerts_producer = make_producer()
         for alert in alerts:

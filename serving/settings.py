@@ -85,6 +85,9 @@ class ServingSettings(BaseSettings):
         ge=0,
         description="Recent provenance records kept in memory for /provenance/<id> lookups (~1 KB each).",
     )
+    alerts_max_bytes: int = Field(
+        256 * 1024, ge=1, description="Largest body POST /admin/alerts accepts (413 above it)."
+    )
     var_dir: Path = Field(Path("var"), validation_alias="RECSYS_VAR_DIR", description="Root of local state.")
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",

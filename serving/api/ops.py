@@ -1,0 +1,57 @@
+"""Operational routes: liveness, readiness, Prometheus metrics and `/provenance/<request_id>`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Final
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from serving import metrics as M  # noqa: N812
+from serving.api.deps import RuntimeDep
+from serving.provenance_record import ProvenanceError
+
+REQUEST_ID: Final = re.compile(r"[0-9a-f]{32}")
+"""A request id as the `X-Request-Id` header gives it: uuid4 hex."""
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_class=PlainTextResponse)
+async def healthz() -> Response:
+    """Liveness: the process answers (fallback lists need nothing else)."""
+    return PlainTextResponse("ok")
+
+
+@router.get("/readyz")
+async def readyz(rt: RuntimeDep) -> Response:
+    """Readiness: a model and the movie features are loaded."""
+    status = rt.readiness()
+    M.READY.set(1 if status["ready"] else 0)
+    return JSONResponse(status, status_code=200 if status["ready"] else 503)
+
+
+@router.get("/metrics")
+async def metrics_route(rt: RuntimeDep) -> Response:
+    """Prometheus exposition."""
+    rt.export_gauges()
+    body, content_type = M.render()
+    return Response(body, media_type=content_type)
+
+
+@router.get("/provenance/{request_id}")
+async def provenance(request_id: str, rt: RuntimeDep) -> Response:
+    """Which model version answered a request, the code that trained it and the data it learned from."""
+    if not REQUEST_ID.fullmatch(request_id):
+        return PlainTextResponse(
+            "request id must be 32 lowercase hex characters (the X-Request-Id header)", status_code=400
+        )
+    try:
+        body = await asyncio.get_running_loop().run_in_executor(None, rt.explain, request_id)
+    except ProvenanceError:
+        raise  # the app's handler answers with the error's own status
+    except Exception as exc:  # the registry is down: say so
+        return PlainTextResponse(f"provenance lookup failed: {exc}", status_code=503)
+    return JSONResponse(body)

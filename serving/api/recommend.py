@@ -1,0 +1,137 @@
+"""`GET /recommend/<userid>`: up to 20 movie ids, best first; `answer()` is the whole path for a valid id.
+
+The path never raises to the client: every failure inside degrades to the fallback list.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from serving import metrics as M  # noqa: N812
+from serving.api.deps import RuntimeDep
+from serving.provenance_record import ProvenanceRecord, hash_features
+from serving.recommender import Outcome, has_history, rank, recent_movies, without
+from serving.routing import resolve_model
+from serving.runtime import Runtime
+from serving.user_features import FeaturesUnavailableError
+
+log = logging.getLogger(__name__)
+
+USER_ID: Final = re.compile(r"[0-9]{1,18}")
+"""A user id: a non-negative integer that fits int64 (at most 18 digits)."""
+KEY_FEATURES: Final = (
+    "user_watch_stats__watch_count_total",
+    "user_watch_stats__last_active_ts",
+    "user_rating_stats__rating_mean",
+    "user_profile__age",
+)
+"""User features whose values the provenance record hashes (identifies the state the answer saw)."""
+
+router = APIRouter(tags=["recommend"])
+
+
+@router.api_route("/recommend/{user_id}", methods=["GET", "HEAD"], response_class=PlainTextResponse)
+async def recommend(user_id: str, rt: RuntimeDep, request: Request) -> Response:
+    """Up to 20 movie ids for a user, best first, comma-separated, one line (HEAD: the same without the body)."""
+    start = time.perf_counter()
+    if not USER_ID.fullmatch(user_id):
+        reason = "user id must be a non-negative integer of at most 18 digits"
+        M.REQUESTS.labels("400", "-", "-", "rejected").inc()
+        response: Response = PlainTextResponse(f"bad user id {user_id[:40]!r}: {reason}", status_code=400)
+    else:
+        response = await answer(rt, int(user_id), start)
+    return _head(response) if request.method == "HEAD" else response
+
+
+@router.api_route("/recommend/", methods=["GET", "HEAD"], include_in_schema=False)
+@router.api_route("/recommend", methods=["GET", "HEAD"], include_in_schema=False)
+async def recommend_empty(request: Request) -> Response:
+    """A request without a user id: 400 with the expected form."""
+    M.REQUESTS.labels("400", "-", "-", "rejected").inc()
+    response = PlainTextResponse("user id is empty: GET /recommend/<userid>", status_code=400)
+    return _head(response) if request.method == "HEAD" else response
+
+
+def _head(response: Response) -> Response:
+    """HEAD: GET's status and headers (Content-Length included), no body (RFC 9110 9.3.2)."""
+    return Response(status_code=response.status_code, headers=dict(response.headers))
+
+
+async def answer(rt: Runtime, user_id: int, start: float) -> Response:
+    """The recommendation path for a valid id; see the module doc of serving.recommender."""
+    request_id = uuid.uuid4().hex
+    assignment = rt.router.assign(user_id)
+    arm = assignment.arm
+    choice = resolve_model(arm, rt.models.available())
+    bundle = rt.models.loaded.get(choice.ref) if choice.ref else None
+    user: dict[str, Any] | None = None
+    outcome: Outcome
+    try:
+        user = await rt.users.get(user_id) if rt.users is not None else None
+        if rt.users is None:
+            raise FeaturesUnavailableError("no_feature_store")
+    except FeaturesUnavailableError as exc:
+        M.FEATURE_ERRORS.labels(exc.reason.split(":")[0]).inc()
+        outcome = rt.fallback_outcome(user_id, bundle, f"features_{exc.reason}")
+    else:
+        try:
+            if bundle is None:
+                outcome = rt.fallback_outcome(user_id, None, "no_model")
+            elif not has_history(user, bundle, user_id):
+                outcome = rt.cold_start(user_id, arm.cold_start, recent_movies(user))
+            else:
+                outcome = rank(user_id, user or {}, bundle, rt.table, arm.lam, time.time())
+                if len(outcome.movies) < 20:  # too few candidates left: top up, never repeat or re-show
+                    extra = without(rt.fallback, set(outcome.movies) | set(recent_movies(user)), 20)
+                    outcome = Outcome((outcome.movies + extra)[:20], outcome.path, outcome.candidate_sources,
+                                      outcome.lam, outcome.reason)  # fmt: skip
+        except Exception as exc:  # a broken model must not take availability with it
+            log.exception("model path failed for user %s", user_id)
+            outcome = rt.fallback_outcome(user_id, bundle, f"model_error:{type(exc).__name__}")
+    body = ",".join(outcome.movies)
+    latency = time.perf_counter() - start
+    served_version = bundle.version if bundle is not None and outcome.path == "model" else None
+    model_label = f"v{served_version}" if served_version is not None else "none"
+    M.LATENCY.observe(latency)
+    M.REQUESTS.labels("200", arm.name, model_label, outcome.path).inc()
+    if outcome.path == "fallback":
+        M.FALLBACKS.labels((outcome.reason or "unknown").split(":")[0]).inc()
+    elif outcome.path == "cold_start":
+        # A short label: the reason text is for the provenance record, not a metric dimension.
+        served = "popular" if outcome.reason == "popular" else f"{arm.cold_start}_unavailable"
+        M.COLD_STARTS.labels(served).inc()
+    M.LIST_COST.labels(arm.name).observe(rt.list_cost(outcome.movies))
+    rt.provenance.record(
+        ProvenanceRecord(
+            request_id=request_id,
+            user_id=user_id,
+            experiment=assignment.experiment,
+            arm=arm.name,
+            model_name=bundle.name if served_version is not None and bundle is not None else None,
+            model_version=served_version,
+            model_ref=choice.ref if served_version is not None else None,
+            lam=outcome.lam,
+            feature_service=rt.feature_service if user is not None else None,
+            features_hash=hash_features({k: user.get(k) for k in KEY_FEATURES}) if user else None,
+            candidate_sources=outcome.candidate_sources,
+            cold_start=outcome.reason if outcome.path == "cold_start" else None,
+            result=outcome.movies,
+            fallback=(outcome.reason if outcome.path == "fallback" else choice.fallback),
+            latency_ms=round(latency * 1000.0, 3),
+        )
+    )
+    headers = {
+        "X-Request-Id": request_id,
+        "X-Model-Version": model_label,
+        "X-Arm": arm.name,
+        "X-Experiment": assignment.experiment or "none",
+        "X-Recommendation-Path": outcome.path,
+    }
+    return PlainTextResponse(body, headers=headers)
