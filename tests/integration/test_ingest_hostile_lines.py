@@ -144,3 +144,39 @@ def test_a_crash_between_dlq_copy_and_commit_copies_each_bad_line_once(
     copies = _dead_letters(topic, 2)
     offsets = sorted(int(h["source_offset"]) for _, h in copies)
     assert offsets == [10, 11], f"each bad line once on the DLQ, got offsets {offsets}"
+
+
+def test_a_restart_does_not_profile_users_again(
+    stack: StackInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`user_profile` gained rows after kill -9 drills: the restarted worker forgot whom it had profiled."""
+    from events.metadata import UserMeta
+
+    topic = f"movielog-test-{uuid.uuid4().hex[:8]}"
+    ensure_topics({topic: 1})
+    t = _now_ns() - 10 * 3600 * 10**9
+    lines = [format_line(WatchEvent(t + i * MIN_NS, i % 20, "m+2000", i)).encode() for i in range(400)]
+    _produce(topic, lines)
+
+    def users(ids: list[int]) -> dict[int, UserMeta]:
+        return {u: UserMeta(user_id=u, age=30 + u) for u in ids}
+
+    settings = _settings(tmp_path, topic).model_copy(update={"batch_max_messages": 50})
+    calls = {"n": 0}
+    real_advance = Progress.advance
+
+    def crash_on_third(self: Progress, *args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        real_advance(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Progress, "advance", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        IngestWorker(settings, users=users).run(idle_exit_s=3, max_seconds=60)
+    monkeypatch.setattr(Progress, "advance", real_advance)
+    stats = IngestWorker(settings, users=users).run(idle_exit_s=3, max_seconds=60)
+    assert stats.dlq == 0 and stats.landed == 300
+
+    profiled = pq.read_table(tmp_path / "offline" / "features" / "user_profile").column("user_id").to_pylist()
+    assert sorted(profiled) == list(range(20)), "each user profiled once, across the restart"
