@@ -6,10 +6,12 @@ from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import PlatformSettings
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(PlatformSettings):
     """Where the broker is and how to authenticate; defaults match `recsys stack up`."""
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_KAFKA_", extra="forbid")

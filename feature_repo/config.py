@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from core import settings as core_settings
+from core.settings import VAR_DIR_ENV
+
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
 REPO_DIR = Path(__file__).resolve().parent
 """The Feast repo folder (holds feature_store.yaml)."""
-VAR_DIR_ENV = "RECSYS_VAR_DIR"
-"""Local-state root; the same variable `recsys.settings` reads. The registry is `<var>/feast/registry.db`."""
 REDIS_ENV = "RECSYS_FEAST_REDIS"
 """Feast's Redis connection string, `host:port,db=N[,password=...]`."""
 DEFINITION_MODULES = (
@@ -39,12 +40,8 @@ CREATED = "created"
 
 
 def var_dir() -> Path:
-    """The absolute var dir: `$RECSYS_VAR_DIR` (relative means from the cwd, as in recsys.settings), else `<repo>/var`."""
-    raw = os.environ.get(VAR_DIR_ENV)
-    if raw:
-        return Path(raw).expanduser().resolve()
-    # Not the cwd: `feast apply` chdirs into feature_repo/ before importing the definitions.
-    return REPO_DIR.parent / "var"
+    """The absolute var dir as every settings class reads it (`core.settings.resolve_var_dir`)."""
+    return core_settings.resolve_var_dir()
 
 
 def offline_dir(view: str, root: Path | None = None) -> Path:

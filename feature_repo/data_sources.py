@@ -2,8 +2,8 @@
 
 Offline feature rows live in `<var>/offline/features/<view>/*.parquet`: ingestion appends one
 file per write and never rewrites one. DuckDB resolves relative paths from the working
-directory, so the paths are made absolute here, from `RECSYS_VAR_DIR` (default: `var` at the
-repository root) as read when this module is imported; `feast apply` stores them in the registry.
+directory, so the paths are made absolute here, from `RECSYS_VAR_DIR` (default: `var` under the
+working directory, `core.settings.resolve_var_dir`) as read when this module is imported; `feast apply` stores them in the registry.
 """
 
 from __future__ import annotations

@@ -6,17 +6,17 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from core.settings import PlatformSettings
 from ingestion.enrichment import EnrichmentConfig
 
 
-class IngestSettings(BaseSettings):
+class IngestSettings(PlatformSettings):
     """How `recsys ingest` consumes, lands and pushes."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_INGEST_", extra="ignore", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix="RECSYS_INGEST_", env_nested_delimiter="__")
 
-    var_dir: Path = Field(Path("var"), validation_alias="RECSYS_VAR_DIR", description="Root of local state.")
     group_id: str = Field("recsys-ingest", description="Kafka consumer group of the ingestion workers.")
     topic: str = Field("movielog", description="Topic of MLiP log lines to consume.")
     batch_max_messages: int = Field(20_000, ge=1, description="A batch ends after this many messages...")
@@ -42,11 +42,6 @@ class IngestSettings(BaseSettings):
         description="Lines dated more than this after their Kafka message time go to the DLQ (future_timestamp).",
     )
     enrich: bool = Field(True, description="Look up movies and users in the metadata API.")
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        validation_alias="RECSYS_REDIS_URL",
-        description="Online store (Redis) URL.",
-    )
     meta_url: str = Field(
         "http://127.0.0.1:8080", validation_alias="RECSYS_SIM_API_URL", description="Metadata API base URL."
     )
@@ -58,7 +53,7 @@ class IngestSettings(BaseSettings):
     @property
     def offline_dir(self) -> Path:
         """Absolute root of the offline store."""
-        return (self.var_dir.expanduser().resolve()) / "offline"
+        return self.var_dir / "offline"
 
 
 @lru_cache(maxsize=1)

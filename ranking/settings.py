@@ -7,18 +7,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import PlatformSettings
 
 SQLITE_PREFIX = "sqlite:///"
 """SQLAlchemy's SQLite URI prefix; a fourth slash makes the path absolute."""
 
 
-class RankSettings(BaseSettings):
+class RankSettings(PlatformSettings):
     """Where models are registered and what a candidate must meet to become champion."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_RANK_", extra="ignore")
-
-    var_dir: Path = Field(Path("var"), validation_alias="RECSYS_VAR_DIR", description="Root of local state.")
+    model_config = SettingsConfigDict(env_prefix="RECSYS_RANK_")
 
     # --- model registry (MLflow) ------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(
@@ -53,7 +53,7 @@ class RankSettings(BaseSettings):
     @property
     def mlflow_dir(self) -> Path:
         """Absolute folder of the default registry: database, artifacts and the download cache."""
-        return self.var_dir.expanduser().resolve() / "mlflow"
+        return self.var_dir / "mlflow"
 
     @property
     def tracking_uri(self) -> str:

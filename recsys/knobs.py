@@ -1,12 +1,16 @@
-"""Every configuration knob of the platform: env name, default and one-line purpose, for docs and `recsys config`."""
+"""Every configuration knob of the platform: env name, default and one-line purpose, for docs, `recsys config`
+and the start-up check that refuses unknown `RECSYS_*` variables (`check_environment`)."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic_settings import BaseSettings
+
+from core import settings as core_settings
 
 SETTINGS_CLASSES = (
     "events.settings:KafkaSettings",
@@ -17,6 +21,11 @@ SETTINGS_CLASSES = (
     "serving.settings:ServingSettings",
 )
 """Each package's settings class, as `module:Class`."""
+INTERNAL_ENV = {
+    "RECSYS_FEAST_REDIS": "Feast's Redis string for feature_store.yaml, exported by shells (feature_repo.config).",
+    "RECSYS_SERVING_METRICS_DIR": "Prometheus multiprocess folder `recsys serve` hands its workers (serving.metrics).",
+}
+"""Variables the platform sets or reads that are not settings fields, with why they exist."""
 
 
 @dataclass(frozen=True)
@@ -69,3 +78,16 @@ def markdown_table() -> str:
         default = k.default.replace("|", "\\|")
         rows.append(f"| `{k.env}` | `{default}` | {k.description} |")
     return "\n".join(rows)
+
+
+def known_env_names() -> set[str]:
+    """Every `RECSYS_*` variable the platform reads: each settings class's (nested ones too) and INTERNAL_ENV."""
+    names = set(INTERNAL_ENV)
+    for path in SETTINGS_CLASSES:
+        names.update(core_settings.env_names(_load(path)))
+    return names
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """UnknownSettingError (with the closest known names) when a `RECSYS_*` variable is not a knob."""
+    core_settings.check_environment(known_env_names(), environ)

@@ -10,18 +10,16 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import PlatformSettings
 
 
-class StackSettings(BaseSettings):
+class StackSettings(PlatformSettings):
     """Local state and the embedded stack's ports, versions and switches."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RECSYS_")
 
-    var_dir: Path = Field(Path("var"), description="Root of all local state (git-ignored); delete to reset.")
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", description="Online store; used as is when it answers."
-    )
     redis_external: bool = Field(False, description="Never start redis-server, even when the URL is silent.")
     kafka_version: str = Field("4.1.1", description="Apache Kafka release fetched from Maven Central.")
     kafka_controller_port: int = Field(9095, description="Port of the local KRaft controller listener.")
@@ -38,7 +36,7 @@ class StackSettings(BaseSettings):
     @property
     def var(self) -> Path:
         """The absolute local-state root (DuckDB and Feast need absolute paths)."""
-        return self.var_dir.expanduser().resolve()
+        return self.var_dir
 
 
 @lru_cache(maxsize=1)

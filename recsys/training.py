@@ -31,7 +31,7 @@ def simulator_oracle(var: Path) -> OracleFn | None:
     from simulator.settings import SimSettings
     from simulator.truth import Truth
 
-    settings = SimSettings(RECSYS_VAR_DIR=var)
+    settings = SimSettings(var_dir=var)
     if not (settings.sim_dir / "world.json").exists():
         return None
     truth = Truth.load(settings)
@@ -98,7 +98,7 @@ def run_training(
                "map20": best.map20, "coverage": best.coverage, "train_seconds": best.train_seconds}  # fmt: skip
     if np.isfinite(best.share_of_oracle):
         metrics["share_of_oracle"] = best.share_of_oracle
-    registry = ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=var))
+    registry = ModelRegistry.open(RankSettings(var_dir=var))
     info = registry.register(model_dir, provenance, metrics, report_dir)
     if registry.resolve("champion") is None:
         outcome = registry.promote(info.version, smoke_test)
@@ -117,7 +117,7 @@ def run_evaluation(var: Path, redis_url: str, report_dir: Path, progress: Any = 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ingestion.feast_bridge import open_feature_store
 
-    registry = ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=var))
+    registry = ModelRegistry.open(RankSettings(var_dir=var))
     rankers: dict[str, Ranker] = {}
     for alias in ("champion", "challenger"):
         info = registry.resolve(alias)

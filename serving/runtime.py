@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from core.resilience import CircuitBreaker
 from events.topics import ALERTS
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
@@ -29,7 +30,7 @@ from serving.recommender import Outcome, fallback_list, rank, without
 from serving.refresher import Refresher
 from serving.routing import Router
 from serving.settings import ServingSettings
-from serving.user_features import USER_SERVICE, CircuitBreaker, UserFeatureClient
+from serving.user_features import USER_SERVICE, UserFeatureClient
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Runtime:
             log.warning("experiments file %s not loaded (%s): serving the champion to everyone",
                         settings.experiments_file, exc)  # fmt: skip
         manager = ModelManager(
-            lambda: ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=settings.var_dir)),
+            lambda: ModelRegistry.open(RankSettings(var_dir=settings.var_dir)),
             check_bundle,
             settings.registry_poll_s,
             on_event=_model_event,
@@ -112,7 +113,7 @@ class Runtime:
                 store,
                 settings.redis_url,
                 settings.feature_timeout_ms / 1000.0,
-                CircuitBreaker(cooldown_s=settings.breaker_cooldown_s),
+                CircuitBreaker(failures=5, reset_s=settings.breaker_cooldown_s, clock=time.monotonic),
             )
         except Exception as exc:
             log.error("feature store unavailable, answering fallback lists: %s", exc)

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Final
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import PlatformSettings
 
 REPO_DIR: Final = Path(__file__).resolve().parents[1]
 """The checkout this package lives in (defaults below are resolved from it, not from the cwd)."""
@@ -30,10 +32,10 @@ class AdminTokenError(RuntimeError):
     """The admin token is unusable for this mode; the service must not start."""
 
 
-class ServingSettings(BaseSettings):
+class ServingSettings(PlatformSettings):
     """How the recommendation service listens, routes, budgets time and logs provenance."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_SERVING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RECSYS_SERVING_")
 
     host: str = Field("127.0.0.1", description="Interface the API listens on (0.0.0.0 in containers).")
     port: int = Field(8082, ge=0, le=65535, description="Port of the recommendation API.")
@@ -87,12 +89,6 @@ class ServingSettings(BaseSettings):
     )
     alerts_max_bytes: int = Field(
         256 * 1024, ge=1, description="Largest body POST /admin/alerts accepts (413 above it)."
-    )
-    var_dir: Path = Field(Path("var"), validation_alias="RECSYS_VAR_DIR", description="Root of local state.")
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        validation_alias="RECSYS_REDIS_URL",
-        description="Online store (Redis) URL.",
     )
 
     def check_admin_token(self) -> SecretStr:

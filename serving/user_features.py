@@ -5,17 +5,17 @@ layout, decoded as `get_online_features` decodes it, without the SDK's ~1 ms of 
 over one pipelined connection per worker (`serving.redis_pipe`).
 A dead or hung Redis must cost a request a few milliseconds, not the SLA: the request waits at
 most `feature_timeout_ms`; after `failures` consecutive errors or timeouts the breaker opens
-and requests skip Redis entirely for `cooldown_s`, then one trial call decides whether to
-close it again.
+and requests skip Redis entirely for `breaker_cooldown_s`, then one trial call decides whether
+to close it again (`core.resilience.CircuitBreaker`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import Any, Final
 
+from core.resilience import CircuitBreaker
 from serving.online_reader import OnlineLayout
 from serving.redis_pipe import RedisPipe
 
@@ -31,47 +31,6 @@ class FeaturesUnavailableError(RuntimeError):
         self.reason = reason
 
 
-class CircuitBreaker:
-    """Closed -> open after `failures` consecutive failures; half-open after `cooldown_s` lets one call try."""
-
-    def __init__(self, failures: int = 5, cooldown_s: float = 2.0, clock: Any = time.monotonic) -> None:
-        self.failures, self.cooldown_s, self._clock = failures, cooldown_s, clock
-        self._consecutive = 0
-        self._opened_at: float | None = None
-        self._trial = False
-        self._lock = threading.Lock()
-
-    @property
-    def state(self) -> str:
-        """`closed`, `open` or `half_open`."""
-        with self._lock:
-            if self._opened_at is None:
-                return "closed"
-            return "half_open" if self._clock() - self._opened_at >= self.cooldown_s else "open"
-
-    def allow(self) -> bool:
-        """Whether a call may go to the dependency now (one trial at a time when half-open)."""
-        with self._lock:
-            if self._opened_at is None:
-                return True
-            if self._clock() - self._opened_at < self.cooldown_s or self._trial:
-                return False
-            self._trial = True
-            return True
-
-    def success(self) -> None:
-        """A call succeeded: close."""
-        with self._lock:
-            self._consecutive, self._opened_at, self._trial = 0, None, False
-
-    def failure(self) -> None:
-        """A call failed or timed out: count, and open (again) at the threshold or after a failed trial."""
-        with self._lock:
-            self._consecutive += 1
-            if self._trial or self._consecutive >= self.failures:
-                self._opened_at, self._trial = self._clock(), False
-
-
 class UserFeatureClient:
     """Reads one user's `user_online_v1` features with full feature names; see the module doc."""
 
@@ -80,7 +39,7 @@ class UserFeatureClient:
         self.layout = layout
         self.redis_url = redis_url
         self.timeout_s = timeout_s
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or CircuitBreaker(failures=5, reset_s=2.0, clock=time.monotonic)
         self._client: RedisPipe | None = None
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Simulator settings (env prefix `RECSYS_SIM_`; `var_dir` and `serving_url` use the platform-wide names).
+"""Simulator settings (env prefix `RECSYS_SIM_`; `var_dir`, `redis_url` and `serving_url` use the platform-wide names).
 
 Read once through the cached `get_sim_settings()`; nothing is read at import time.
 """
@@ -9,24 +9,16 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from core.settings import PlatformSettings
 from simulator.drift import Drift
 
 
-class SimSettings(BaseSettings):
+class SimSettings(PlatformSettings):
     """Knobs of the simulated world, its metadata API and its traffic."""
 
-    # extra="ignore": other RECSYS_SIM_* variables (e.g. of scripts around us) must not crash us.
-    # populate_by_name: code passes field names (var_dir=...); the environment uses the aliases.
-    model_config = SettingsConfigDict(env_prefix="RECSYS_SIM_", extra="ignore", populate_by_name=True)
-
-    # --- where things live
-    var_dir: Path = Field(
-        Path("var"),
-        validation_alias="RECSYS_VAR_DIR",
-        description="Root of local state; the world is stored under <var_dir>/sim/.",
-    )
+    model_config = SettingsConfigDict(env_prefix="RECSYS_SIM_")
 
     # --- world generation
     seed: int = Field(42, description="Seed of the world; the same seed gives the same world.")
@@ -99,7 +91,7 @@ class SimSettings(BaseSettings):
     @property
     def sim_dir(self) -> Path:
         """Where the world and the traffic state are stored: <var_dir>/sim."""
-        return self.var_dir.expanduser().resolve() / "sim"
+        return self.var_dir / "sim"
 
 
 @lru_cache(maxsize=1)

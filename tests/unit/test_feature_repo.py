@@ -201,7 +201,7 @@ def test_var_dir_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("RECSYS_VAR_DIR", "rel")
     assert config.var_dir() == tmp_path / "rel"  # relative means from the cwd, as recsys.settings reads it
     monkeypatch.delenv("RECSYS_VAR_DIR")
-    assert config.var_dir() == config.REPO_DIR.parent / "var"
+    assert config.var_dir() == tmp_path / "var"  # one default for every reader: `var` under the cwd
 
 
 def test_load_config_fills_the_yaml_without_touching_the_environment(

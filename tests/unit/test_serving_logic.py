@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from core.resilience import CircuitBreaker
 from ranking import columns as C  # noqa: N812
 from ranking.candidate_index import CandidateIndex
 from ranking.candidates import ALSConfig
@@ -18,7 +19,6 @@ from serving.app import create_app
 from serving.models import ModelBundle
 from serving.movie_table import MovieTable
 from serving.recommender import fallback_list, has_history, rank, without
-from serving.user_features import CircuitBreaker
 
 
 class Clock:
@@ -31,7 +31,7 @@ class Clock:
 
 def test_breaker_opens_after_failures_then_half_opens_for_one_trial() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(failures=3, cooldown_s=2.0, clock=clock)
+    breaker = CircuitBreaker(failures=3, reset_s=2.0, clock=clock)
     for _ in range(3):
         assert breaker.allow()
         breaker.failure()

@@ -1,0 +1,1 @@
+"""Small shared infrastructure every package may use: settings base, resilience helpers."""
