@@ -22,11 +22,23 @@ def serve(
 ) -> None:
     """Serve GET /recommend/<userid> from online features and the registry's models."""
     import uvicorn
+    from pydantic import ValidationError
 
     from serving.settings import get_serving_settings
 
-    settings = get_serving_settings()
-    settings.check_admin_token()  # refuse to start before forking workers
+    # Options go through the environment: the settings (whose validator checks the admin token
+    # against the address actually bound) and every uvicorn worker then see the same host and port.
+    if host is not None:
+        os.environ["RECSYS_SERVING_HOST"] = host
+    if port is not None:
+        os.environ["RECSYS_SERVING_PORT"] = str(port)
+    get_serving_settings.cache_clear()
+    try:
+        settings = get_serving_settings()  # refuse to start before forking workers
+    except ValidationError as e:
+        reasons = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in e.errors())
+        typer.echo(f"error: refusing to serve: {reasons}", err=True)
+        raise typer.Exit(2) from None
     n = workers or settings.workers
     # BLAS/OpenMP pools of one thread per worker: oversubscription costs 30x latency on 2 cores.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -42,8 +54,8 @@ def serve(
         uvicorn.run(
             "serving.app:create_app",
             factory=True,
-            host=host or settings.host,
-            port=port if port is not None else settings.port,
+            host=settings.host,
+            port=settings.port,
             workers=n,
             log_level=log_level,
             access_log=False,

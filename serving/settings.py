@@ -1,19 +1,22 @@
 """Serving knobs (env prefix `RECSYS_SERVING_`): address, experiment file, admin token, budgets, provenance buffer.
 
-The admin token guards the admin routes (experiment reload, model swaps). In local mode (the
-default: everything bound to 127.0.0.1) an unset token means the well-known development token
-`DEV_ADMIN_TOKEN`; outside local mode `check_admin_token()` refuses an unset, empty, default or
-short token, so a deployment cannot start with a guessable one.
+The admin token guards the admin routes (experiment reload, model swaps). The well-known
+development token `DEV_ADMIN_TOKEN` (what an unset token means) is accepted only in local mode
+*and* bound to a loopback address (127.0.0.0/8, ::1, localhost). Bound anywhere else (0.0.0.0 in
+a container, a LAN address), or outside local mode, the admin token must be set, not the dev
+token, and 16+ characters: a model validator refuses other settings at construction, so
+`recsys serve` (which feeds `--host` into the check) and every uvicorn worker refuse to start.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from core.settings import PlatformSettings
@@ -23,13 +26,24 @@ REPO_DIR: Final = Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENTS_FILE: Final = REPO_DIR / "deploy" / "experiments.yaml"
 """The experiment file shipped with the repository."""
 DEV_ADMIN_TOKEN: Final = "recsys-local-admin"
-"""Admin token of local mode when none is set; refused outside local mode."""
+"""Admin token of local mode on a loopback address when none is set; refused everywhere else."""
 MIN_TOKEN_LENGTH: Final = 16
-"""Shortest admin token accepted outside local mode (a short token is guessable)."""
+"""Shortest admin token accepted beyond loopback or outside local mode (a short token is guessable)."""
 
 
-class AdminTokenError(RuntimeError):
-    """The admin token is unusable for this mode; the service must not start."""
+class AdminTokenError(ValueError):
+    """The admin token is unusable for this mode and address; the service must not start."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps the service on this machine: 127.0.0.0/8, ::1 or localhost."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # another host name: it may resolve to any interface
+        return False
 
 
 class ServingSettings(PlatformSettings):
@@ -46,10 +60,11 @@ class ServingSettings(PlatformSettings):
     admin_token: SecretStr | None = Field(
         None,
         validation_alias="RECSYS_ADMIN_TOKEN",
-        description="Bearer token of the admin routes; required (16+ chars) outside local mode.",
+        description="Bearer token of the admin routes; required (16+ chars) beyond loopback or outside local mode.",
     )
     local_mode: bool = Field(
-        True, description="Local development: an unset admin token falls back to the well-known dev token."
+        True,
+        description="Local development: on a loopback host an unset admin token falls back to the well-known dev token.",
     )
     request_budget_ms: float = Field(
         400.0, gt=0, description="Internal time budget of one request (inside the 600 ms SLA); then fallback."
@@ -91,23 +106,34 @@ class ServingSettings(PlatformSettings):
         256 * 1024, ge=1, description="Largest body POST /admin/alerts accepts (413 above it)."
     )
 
+    @model_validator(mode="after")
+    def _admin_token_fits_the_address(self) -> ServingSettings:
+        """Refuse (ValidationError) a dev, unset or short admin token where it is not safe."""
+        self.check_admin_token()
+        return self
+
     def check_admin_token(self) -> SecretStr:
-        """The token admin routes accept; AdminTokenError outside local mode when it is unset, empty, default or short."""
+        """The token admin routes accept; AdminTokenError when it is unusable for this mode and host."""
         token = self.admin_token.get_secret_value().strip() if self.admin_token is not None else ""
-        if self.local_mode:
+        if self.local_mode and is_loopback(self.host):
             return SecretStr(token or DEV_ADMIN_TOKEN)
+        where = (
+            f"bound to {self.host!r} (not loopback)"
+            if self.local_mode
+            else "outside local mode (RECSYS_SERVING_LOCAL_MODE=false)"
+        )
         if not token:
             raise AdminTokenError(
-                "RECSYS_ADMIN_TOKEN is unset or empty; outside local mode (RECSYS_SERVING_LOCAL_MODE=false) "
-                "admin routes need a secret token"
+                f"RECSYS_ADMIN_TOKEN is unset or empty; {where} admin routes need a secret token "
+                f"of at least {MIN_TOKEN_LENGTH} characters"
             )
         if token == DEV_ADMIN_TOKEN:
             raise AdminTokenError(
-                "RECSYS_ADMIN_TOKEN is the well-known development token; set a secret one outside local mode"
+                f"RECSYS_ADMIN_TOKEN is the well-known development token; {where} set a secret one"
             )
         if len(token) < MIN_TOKEN_LENGTH:
             raise AdminTokenError(
-                f"RECSYS_ADMIN_TOKEN has {len(token)} characters; outside local mode use at least {MIN_TOKEN_LENGTH}"
+                f"RECSYS_ADMIN_TOKEN has {len(token)} characters; {where} use at least {MIN_TOKEN_LENGTH}"
             )
         return SecretStr(token)
 

@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr, ValidationError
+from typer.testing import CliRunner
 
 from serving.experiments import (
     Arm,
@@ -314,7 +316,12 @@ def test_admin_token_rules(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv("RECSYS_ADMIN_TOKEN", raising=False)
         else:
             monkeypatch.setenv("RECSYS_ADMIN_TOKEN", token)
-        settings = ServingSettings()
+        with pytest.raises(ValidationError, match=reason):
+            ServingSettings()  # the model validator refuses it at start-up
+        # Built without validation (or changed afterwards), the methods still refuse it.
+        settings = ServingSettings.model_construct(
+            local_mode=False, host="127.0.0.1", admin_token=SecretStr(token) if token is not None else None
+        )
         with pytest.raises(AdminTokenError, match=reason):
             settings.check_admin_token()
         assert not settings.admin_token_matches(token or "")
@@ -326,12 +333,67 @@ def test_admin_token_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "a-long-secret" not in repr(prod)
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_dev_token_is_accepted_on_loopback(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    monkeypatch.delenv("RECSYS_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("RECSYS_SERVING_LOCAL_MODE", raising=False)
+    monkeypatch.setenv("RECSYS_SERVING_HOST", host)
+    assert ServingSettings().admin_token_matches(DEV_ADMIN_TOKEN)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "api.example.org", ""])
+def test_dev_token_is_refused_beyond_loopback_even_in_local_mode(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.delenv("RECSYS_SERVING_LOCAL_MODE", raising=False)  # local mode (the default)
+    monkeypatch.setenv("RECSYS_SERVING_HOST", host)
+    for token, reason in (
+        (None, "unset or empty"),
+        (DEV_ADMIN_TOKEN, "well-known"),
+        ("short-token", "at least 16"),
+    ):
+        if token is None:
+            monkeypatch.delenv("RECSYS_ADMIN_TOKEN", raising=False)
+        else:
+            monkeypatch.setenv("RECSYS_ADMIN_TOKEN", token)
+        with pytest.raises(ValidationError) as err:
+            ServingSettings()
+        assert reason in str(err.value) and "not loopback" in str(err.value)
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN", "0123456789abcdef")
+    s = ServingSettings()
+    assert s.admin_token_matches("0123456789abcdef") and not s.admin_token_matches(DEV_ADMIN_TOKEN)
+
+
+def test_recsys_serve_feeds_its_host_option_into_the_token_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recsys.cli import app
+
+    monkeypatch.delenv("RECSYS_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("RECSYS_SERVING_LOCAL_MODE", raising=False)
+    monkeypatch.setenv("RECSYS_SERVING_HOST", "127.0.0.1")  # the environment says loopback...
+    monkeypatch.setenv("RECSYS_SERVING_PORT", "8082")  # restored afterwards: `serve` exports its options
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: started.append(kw))
+    try:
+        result = CliRunner().invoke(
+            app, ["serve", "--host", "0.0.0.0", "--port", "18082"]
+        )  # ...the option not
+        assert result.exit_code == 2, result.output
+        assert "refusing to serve" in result.output and "'0.0.0.0' (not loopback)" in result.output
+        assert not started
+        monkeypatch.setenv("RECSYS_ADMIN_TOKEN", "a-long-secret-token-0123")
+        result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "18082", "--workers", "1"])
+        assert result.exit_code == 0, result.output
+        assert (started[0]["host"], started[0]["port"]) == ("0.0.0.0", 18082)
+    finally:
+        get_serving_settings.cache_clear()
+
+
 def test_serving_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RECSYS_SERVING_PORT", "9000")
     monkeypatch.setenv("RECSYS_SERVING_EXPERIMENTS_FILE", str(tmp_path / "x.yaml"))
     monkeypatch.setenv("RECSYS_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("RECSYS_REDIS_URL", "redis://example:1/2")
-    monkeypatch.setenv("RECSYS_SERVING_UNKNOWN_KNOB", "ignored")
+    monkeypatch.setenv("RECSYS_SERVING_UNKNOWN_KNOB", "ignored")  # by the class; entry points refuse it
     s = ServingSettings()
     assert (s.port, s.experiments_file, s.var_dir, s.redis_url) == (
         9000,
