@@ -26,3 +26,11 @@ FRESHNESS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60),
 )
 LAG = Gauge("recsys_ingest_consumer_lag", "Messages behind the partition's high watermark.", ["partition"])
+ONLINE_REBUILDS = Counter(
+    "recsys_ingest_online_rebuilds_total",
+    "Full rebuilds of the online store from the offline store, by what the marker said (missing, restarted).",
+    ["reason"],
+)
+ONLINE_REBUILD_SECONDS = Gauge(
+    "recsys_ingest_online_rebuild_seconds", "Wall time of the last full rebuild of the online store."
+)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from feature_repo.online_signal import MOVIE_VIEWS, bump
+from ingestion.rebuild import RebuildReport, rebuild
 
 
 class OnlineWriter(Protocol):
@@ -53,3 +54,9 @@ class FeastOnlineWriter:
                 continue  # DuckDB fails on a glob that matches nothing; nothing to restore either
             self.store.materialize(start_date=now - view.ttl, end_date=now, feature_views=[name])
         self._changed(views)
+
+    def rebuild_if_needed(self) -> RebuildReport | None:
+        """Rebuild every view when the store marker says Redis lost or may have lost rows (None without a client)."""
+        if self.signal is None:
+            return None
+        return rebuild(self.store, self.signal, only_if_needed=True)

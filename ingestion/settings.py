@@ -36,6 +36,9 @@ class IngestSettings(PlatformSettings):
         description="Run the sessions + movie features job in this worker (one worker of a group is enough).",
     )
     push_online: bool = Field(True, description="Push user features to the online store after each batch.")
+    online_check_s: float = Field(
+        10.0, gt=0, description="Seconds between checks of the online store's marker (rebuild when Redis lost it)."
+    )
     max_future_skew_s: float = Field(
         300.0,
         ge=0,

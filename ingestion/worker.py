@@ -65,6 +65,7 @@ class RunStats:
     batches: int = 0
     pushes_failed: int = 0
     catch_ups: int = 0
+    rebuilds: int = 0
     by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -107,6 +108,7 @@ class IngestWorker:
         self.snapshot_every_s = 30.0
         self._last_movie_job = 0.0
         self._last_lag = 0.0
+        self._last_online_check = 0.0
         self._assigned_at = 0.0
         self._push_failed_since_ok = False
         self.freshness_samples: list[float] = []
@@ -221,6 +223,8 @@ class IngestWorker:
                 self._maybe_snapshot()
                 if now - self._last_lag > 5.0:
                     self._update_lag()
+                if now - self._last_online_check > self.s.online_check_s:
+                    self._check_online_store()
                 if self.s.movie_job and now - self._last_movie_job > self.s.movie_refresh_s:
                     self.refresh_movies()
                 # Idle counts only once partitions are assigned: a fresh broker's group coordinator
@@ -383,6 +387,26 @@ class IngestWorker:
                 for row in rows.to_pylist():
                     self.pending_push[view][int(row["user_id"])] = {**row, "_kafka_ms": oldest_ms}
             self._retry_pushes()
+
+    def _check_online_store(self) -> None:
+        """Rebuild the online store when its marker is gone or Redis restarted (a restart without data, say)."""
+        self._last_online_check = time.monotonic()
+        check = getattr(self.online, "rebuild_if_needed", None)
+        if check is None or not self.s.push_online:
+            return
+        try:
+            report = check()
+        except Exception as exc:  # Redis down: pushes fail and are retried; check again later
+            log.warning("online store check failed (%s)", exc)
+            return
+        if report is not None and report.ran:
+            self.stats.rebuilds += 1
+            metrics.ONLINE_REBUILDS.labels(report.reason).inc()
+            metrics.ONLINE_REBUILD_SECONDS.set(report.seconds)
+            log.warning(
+                "online store %s: rebuilt %d views from the offline store in %.1f s (%d -> %d keys)",
+                report.reason, len(report.views), report.seconds, report.keys_before, report.keys_after,
+            )  # fmt: skip
 
     def _recover_online(self) -> None:
         """The online store is back after failures: re-materialise user views (a restarted Redis lost keys)."""

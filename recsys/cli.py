@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ingestion.cli import ingest as ingest_command
+from ingestion.cli_features import app as features_app
 from ranking.cli_models import app as models_app
 from recsys.cli_events import app as events_app
 from recsys.cli_stack import app as stack_app
@@ -46,6 +47,9 @@ app.add_typer(
     help="The simulated streaming service: world, metadata API, traffic, history.",
 )
 app.command(name="ingest")(ingest_command)
+app.add_typer(
+    features_app, name="features", help="Feast's online store: status and rebuild from the offline store."
+)
 app.command(name="serve")(serve_command)
 app.add_typer(
     models_app, name="models", help="The model registry: list, show, promote, roll back, set challenger."

@@ -1,0 +1,82 @@
+"""Rebuild Feast's online store from the offline store: every view's TTL window, one process at a time.
+
+Used by `recsys features rebuild`, by ingestion when the store marker says the store is empty
+or Redis restarted (`feature_repo.online_marker`), and (through the command) by serving. The
+rebuild takes a Redis lock so concurrent detectors do not materialise twice, then stamps the
+marker, so the next check sees a whole store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from feature_repo import online_marker
+from feature_repo.online_signal import MOVIE_VIEWS, bump
+
+USER_VIEWS = ("user_watch_stats", "user_rating_stats", "user_profile")
+"""The user feature views ingestion writes."""
+ALL_VIEWS = (*USER_VIEWS, *MOVIE_VIEWS)
+
+
+@dataclass
+class RebuildReport:
+    """What a rebuild did (or why it did not run)."""
+
+    ran: bool
+    reason: str
+    seconds: float = 0.0
+    keys_before: int = 0
+    keys_after: int = 0
+    views: list[str] = field(default_factory=list)
+
+
+def rebuild(
+    store: Any,
+    client: Any,
+    views: Sequence[str] = ALL_VIEWS,
+    *,
+    only_if_needed: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> RebuildReport:
+    """Materialise `views` over their TTL window from the offline store into Redis; stamp the marker.
+
+    `only_if_needed`: do nothing when the marker says the store is whole. `progress(view, done, total)`
+    is called before each view and at the end. Returns without work when another process holds the lock.
+    """
+    state = online_marker.check(client)
+    if only_if_needed and not state.needs_rebuild:
+        return RebuildReport(False, "store is whole")
+    owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+    if not online_marker.try_lock(client, owner):
+        return RebuildReport(False, "another process is rebuilding")
+    t0 = time.perf_counter()
+    report = RebuildReport(True, state.verdict, keys_before=int(client.dbsize()))
+    try:
+        now = datetime.now(UTC)
+        for i, name in enumerate(views):
+            if progress is not None:
+                progress(name, i, len(views))
+            view = store.get_feature_view(name)
+            path = Path(view.batch_source.path)
+            if not any(path.parent.glob(path.name)):
+                continue  # DuckDB fails on a glob that matches nothing; nothing to restore either
+            store.materialize(start_date=now - view.ttl, end_date=now, feature_views=[name])
+            report.views.append(name)
+        if progress is not None:
+            progress("done", len(views), len(views))
+        if any(v in MOVIE_VIEWS for v in views):
+            bump(client)  # serving re-reads its movie table
+        if set(views) >= set(ALL_VIEWS):
+            online_marker.mark(client)
+    finally:
+        online_marker.unlock(client, owner)
+    report.seconds = time.perf_counter() - t0
+    report.keys_after = int(client.dbsize())
+    return report
