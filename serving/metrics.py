@@ -84,6 +84,16 @@ PROVENANCE_DROPPED: Final = Gauge(
     "Provenance records dropped because the buffer was full (Kafka down).",
     multiprocess_mode="sum",
 )
+PROVENANCE_SCANS: Final = Gauge(
+    "recsys_provenance_scans",
+    "Provenance topic scans started because the Redis index could not answer (0 when it works).",
+    multiprocess_mode="sum",
+)
+PROVENANCE_INDEX_DROPPED: Final = Gauge(
+    "recsys_provenance_index_dropped",
+    "Provenance index entries lost because Redis stayed unreachable longer than the write queue holds.",
+    multiprocess_mode="sum",
+)
 READY: Final = Gauge("recsys_ready", "1 when models and features are loaded.", multiprocess_mode="min")
 
 

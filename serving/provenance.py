@@ -23,9 +23,12 @@ readers de-duplicate by key (request id). Accounting always balances: recorded =
 + overflow + abandoned + buffered + in_flight (`abandoned`: still undelivered when `close` gave up).
 
 `lookup` answers from the index (the last `index_size` records of this process, ~1 KB each:
-50k records, the default, hold ~50 MB); `find_in_topic` and `explain` go through
-`serving.provenance_lookup` (a topic scan; the registry's facts on the model version). The
-record itself is `serving.provenance_record`.
+50k records, the default, hold ~50 MB). `find` then asks the Redis index of every process
+(`serving.provenance_index`, written by the drain thread from delivery reports): a hit is read
+at its offset, a miss is None without touching Kafka. Only when no Redis index is configured
+or it cannot answer does `find` scan the topic, at most `max_scans` scans at once
+(`ProvenanceBusyError` beyond: a 503, never a queue of 0.6 s scans). `explain` adds the
+registry's facts (`serving.provenance_lookup`). The record itself is `serving.provenance_record`.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from events.kafka import make_producer
 from events.settings import KafkaSettings, get_kafka_settings
 from events.topics import PROVENANCE
-from serving.provenance_lookup import explain_record, find_in_topic
-from serving.provenance_record import ProvenanceNotFoundError, ProvenanceRecord
+from serving.provenance_index import IndexUnavailableError, ProvenanceIndex
+from serving.provenance_lookup import explain_record, fetch_at, find_in_topic
+from serving.provenance_record import ProvenanceBusyError, ProvenanceNotFoundError, ProvenanceRecord
 
 if TYPE_CHECKING:
     from ranking.registry import ModelRegistry
@@ -100,6 +104,8 @@ class ProvenanceStats:
     deliverable: bool
     """False after a failed delivery until one succeeds (only one probe record in flight meanwhile)."""
     last_error: str | None
+    scans: int = 0
+    """Topic scans `find` started (the Redis index was missing or could not answer)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for /metrics gauges or an admin route)."""
@@ -120,6 +126,8 @@ class ProvenanceLog:
         delivery_timeout_s: float = 10.0,
         poll_interval_s: float = 0.05,
         producer_extra: Mapping[str, Any] | None = None,
+        redis_index: ProvenanceIndex | None = None,
+        max_scans: int = 2,
     ) -> None:
         if buffer_size < 1 or max_in_flight < 1 or index_size < 0:
             raise ValueError("buffer_size and max_in_flight must be >= 1, index_size >= 0")
@@ -131,6 +139,10 @@ class ProvenanceLog:
         self.poll_interval_s = poll_interval_s
         self._kafka = kafka
         self._producer_extra = dict(producer_extra or {})
+        self.redis_index = redis_index
+        # Scans cost O(topic); a semaphore taken without waiting bounds how many run at once.
+        self._scan_gate = threading.BoundedSemaphore(max_scans) if max_scans > 0 else None
+        self._scans = 0
         # Shared with request threads: touched only under _lock, for O(1) operations.
         self._lock = threading.Lock()
         self._buffer: deque[ProvenanceRecord] = deque()
@@ -158,7 +170,9 @@ class ProvenanceLog:
         from serving.settings import get_serving_settings
 
         s = settings or get_serving_settings()
-        return cls(kafka, buffer_size=s.provenance_buffer, index_size=s.provenance_index)
+        index = ProvenanceIndex(s.redis_url, s.provenance_index_ttl_s)
+        return cls(kafka, buffer_size=s.provenance_buffer, index_size=s.provenance_index, redis_index=index,
+                   max_scans=s.provenance_max_scans)  # fmt: skip
 
     # --- the request path -----------------------------------------------------------------
 
@@ -193,8 +207,30 @@ class ProvenanceLog:
             return rec
 
     def find(self, request_id: str, timeout_s: float = 5.0) -> ProvenanceRecord | None:
-        """The index first, then a scan of the topic (see `find_in_topic`)."""
-        return self.lookup(request_id) or self.find_in_topic(request_id, timeout_s)
+        """Memory, then the Redis index (a miss is None, no scan); a bounded scan only when that index cannot answer."""
+        rec = self.lookup(request_id)
+        if rec is not None:
+            return rec
+        if self.redis_index is not None:
+            try:
+                where = self.redis_index.locate(request_id)
+            except IndexUnavailableError as exc:
+                log.warning("%s: scanning %s for %s", exc, self.topic, request_id)
+            else:
+                if where is None:
+                    return None
+                return fetch_at(request_id, *where, self._settings(), self.topic, timeout_s)
+        return self._bounded_scan(request_id, timeout_s)
+
+    def _bounded_scan(self, request_id: str, timeout_s: float) -> ProvenanceRecord | None:
+        if self._scan_gate is None or not self._scan_gate.acquire(blocking=False):
+            raise ProvenanceBusyError("provenance lookups are busy (topic scans at their limit): retry later")
+        try:
+            with self._lock:
+                self._scans += 1
+            return self.find_in_topic(request_id, timeout_s)
+        finally:
+            self._scan_gate.release()
 
     def find_in_topic(self, request_id: str, timeout_s: float = 5.0) -> ProvenanceRecord | None:
         """Scan this log's topic on its broker for a request id (O(topic size); see the module function)."""
@@ -222,6 +258,7 @@ class ProvenanceLog:
                 indexed=len(self._index),
                 deliverable=self._deliverable,
                 last_error=self._last_error,
+                scans=self._scans,
             )
 
     # --- life cycle -----------------------------------------------------------------------
@@ -290,13 +327,16 @@ class ProvenanceLog:
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._set_deliverable(False)
 
-    def _on_delivery(self, seq: int, err: KafkaError | None, _msg: Message) -> None:
+    def _on_delivery(self, seq: int, err: KafkaError | None, msg: Message) -> None:
         rec = self._in_flight.pop(seq, None)
         if rec is None:  # a callback of a producer already discarded and purged: handled then
             return
         if err is None:
             self._sent += 1
             self._set_deliverable(True)
+            partition, offset = msg.partition(), msg.offset()
+            if self.redis_index is not None and partition is not None and offset is not None:
+                self.redis_index.add(rec.request_id, partition, offset)
         elif err.code() in _PERMANENT:
             self._count_failed()
             self._last_error = str(err)
@@ -375,7 +415,11 @@ class ProvenanceLog:
             self._fill(producer, self.max_in_flight if self._deliverable else 1)
             producer.poll(self.poll_interval_s)
             self._requeue()
+            if self.redis_index is not None:
+                self.redis_index.flush()  # one pipelined round trip per pass, off the request path
         self._shutdown(producer)
+        if self.redis_index is not None:
+            self.redis_index.close()
 
     def _shutdown(self, producer: Producer | None) -> None:
         """The last chance: hand everything over, flush until the close deadline, count what is left."""

@@ -1,8 +1,8 @@
 """Answering `/provenance/<request_id>`: find a record in the topic and add the registry's facts about its model.
 
-`find_in_topic` scans the whole topic from the beginning, O(topic size), for records of other
-processes or from before a restart: fine for tests and small topics; a production lookup
-service would index the topic instead. `explain_record` adds what the model registry knows
+`fetch_at` reads the one message the Redis index (`serving.provenance_index`) points at.
+`find_in_topic` scans the whole topic from the beginning, O(topic size): the fallback when the
+index cannot answer, bounded by the log's scan gate (and used by tests and small topics). `explain_record` adds what the model registry knows
 about the model version that answered: code commit, features and training data.
 """
 
@@ -87,6 +87,42 @@ def find_in_topic(
                 if partition is not None and offset is not None and offset + 1 >= ends.get(partition, 0):
                     ends.pop(partition, None)
         return None
+    finally:
+        consumer.close()
+
+
+def fetch_at(
+    request_id: str,
+    partition: int,
+    offset: int,
+    settings: KafkaSettings | None = None,
+    topic: str = PROVENANCE,
+    timeout_s: float = 5.0,
+) -> ProvenanceRecord | None:
+    """Read the one message at `partition`/`offset` (from the provenance index): O(1), not a scan.
+
+    None when that offset no longer holds this request's record (retention deleted it, or the
+    index points elsewhere); `ProvenanceLookupTimeoutError` when the broker does not answer in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    consumer = make_consumer(
+        f"recsys-provenance-fetch-{uuid.uuid4().hex[:12]}", settings, {"enable.partition.eof": True}
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        while (left := deadline - time.monotonic()) > 0:
+            msg = consumer.poll(min(0.5, left))
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.code() in (KafkaError._PARTITION_EOF, *_NOT_FOUND_ERRORS):
+                    return None
+                continue
+            if msg.offset() != offset or msg.key() != request_id.encode():
+                return None  # the offset is gone (retention) or holds another record
+            return _parse(msg)
+        raise ProvenanceLookupTimeoutError(f"reading {topic}[{partition}]@{offset} took over {timeout_s:g} s")
     finally:
         consumer.close()
 

@@ -29,6 +29,12 @@ class ProvenanceNotFoundError(ProvenanceError):
     http_status = 404
 
 
+class ProvenanceBusyError(ProvenanceError):
+    """Every allowed topic scan is running (the index could not answer): try again later."""
+
+    http_status = 503
+
+
 class ProvenanceLookupTimeoutError(ProvenanceError, TimeoutError):
     """The topic scan ran out of time before reaching the end: the record may still exist."""
 

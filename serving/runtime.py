@@ -281,7 +281,11 @@ class Runtime:
         for ref, bundle in self.models.loaded.items():
             M.MODEL_VERSION.labels(ref).set(bundle.version)
         M.MOVIE_TABLE_AGE.set(time.time() - self.table.loaded_at if len(self.table) else float("nan"))
-        M.PROVENANCE_DROPPED.set(self.provenance.stats().overflow)
+        stats = self.provenance.stats()
+        M.PROVENANCE_DROPPED.set(stats.overflow)
+        M.PROVENANCE_SCANS.set(stats.scans)
+        index = self.provenance.redis_index
+        M.PROVENANCE_INDEX_DROPPED.set(index.stats().dropped if index is not None else 0)
         M.READY.set(1 if self.readiness()["ready"] else 0)
 
     def explain(self, request_id: str) -> dict[str, Any]:

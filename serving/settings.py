@@ -102,6 +102,14 @@ class ServingSettings(PlatformSettings):
         ge=0,
         description="Recent provenance records kept in memory for /provenance/<id> lookups (~1 KB each).",
     )
+    provenance_index_ttl_s: int = Field(
+        86_400,
+        ge=1,
+        description="Seconds a request id stays findable in the Redis provenance index (~100 B per answer).",
+    )
+    provenance_max_scans: int = Field(
+        2, ge=0, description="Provenance topic scans (index unavailable) allowed at once; more answer 503."
+    )
     alerts_max_bytes: int = Field(
         256 * 1024, ge=1, description="Largest body POST /admin/alerts accepts (413 above it)."
     )
