@@ -95,6 +95,11 @@ PROVENANCE_INDEX_DROPPED: Final = Gauge(
     multiprocess_mode="sum",
 )
 READY: Final = Gauge("recsys_ready", "1 when models and features are loaded.", multiprocess_mode="min")
+ONLINE_STORE_WHOLE: Final = Gauge(
+    "recsys_online_store_whole",
+    "1 when the online store's marker says it is whole, 0 when it is empty or Redis restarted (rebuild pending).",
+    multiprocess_mode="min",
+)
 
 
 def render() -> tuple[bytes, str]:

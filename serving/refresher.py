@@ -7,20 +7,30 @@ most every `movie_min_refresh_s`) and in any case every `movie_refresh_s`, jitte
 workers started together do not read together. The periodic pass also re-reads the Feast
 registry (a `feast apply` changes definitions; data writes do not). What a refresh does is
 the runtime's (`serving.runtime.Runtime`); this module only decides when.
+
+It also reads the online store's marker (`feature_repo.online_marker`): when Redis came back
+empty or restarted, the gauge `recsys_online_store_whole` drops to 0 and (with
+`RECSYS_SERVING_AUTO_REBUILD`) a `recsys features rebuild --if-needed` child process rebuilds
+the store from the offline store; a Redis lock keeps ingestion and other workers from doing it twice.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import subprocess
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from feature_repo import online_signal
+from feature_repo import online_marker, online_signal
 from serving import metrics as M  # noqa: N812
 
 if TYPE_CHECKING:
     from serving.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class Refresher:
@@ -31,6 +41,7 @@ class Refresher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: Any = None
+        self._rebuild: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -51,6 +62,7 @@ class Refresher:
         seen = self.movie_changes()
         while not self._stop.wait(cfg.movie_check_s):
             self.rt.watch_experiments()
+            self.check_store()
             changes = self.movie_changes()
             now = time.monotonic()
             moved = changes is not None and changes != seen and now - last_read >= cfg.movie_min_refresh_s
@@ -62,6 +74,26 @@ class Refresher:
                 seen = changes
             M.MOVIE_TABLE_REFRESHES.labels("changed" if moved else "periodic").inc()
             last_read, next_full = time.monotonic(), self._next_full()
+
+    def check_store(self) -> online_marker.MarkerState | None:
+        """Read the store marker, export it, and start a rebuild when the store was lost (None: Redis down)."""
+        self.movie_changes()  # opens the client
+        try:
+            state = online_marker.check(self._client)
+        except Exception:  # Redis down: the request path already degrades; check again next wake-up
+            return None
+        M.ONLINE_STORE_WHOLE.set(0 if state.needs_rebuild else 1)
+        running = self._rebuild is not None and self._rebuild.poll() is None
+        if state.needs_rebuild and self.rt.settings.auto_rebuild and not running:
+            log.warning("online store %s: starting `recsys features rebuild --if-needed`", state.verdict)
+            logs = self.rt.settings.var_dir / "log"
+            logs.mkdir(parents=True, exist_ok=True)
+            with (logs / "features-rebuild.log").open("ab") as out:
+                self._rebuild = subprocess.Popen(
+                    [sys.executable, "-m", "recsys.cli", "features", "rebuild", "--if-needed"],
+                    stdout=out, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+        return state
 
     def movie_changes(self) -> int | None:
         """The movie-change counter; None when Redis cannot say (the periodic refresh still runs)."""

@@ -113,6 +113,10 @@ class ServingSettings(PlatformSettings):
     alerts_max_bytes: int = Field(
         256 * 1024, ge=1, description="Largest body POST /admin/alerts accepts (413 above it)."
     )
+    auto_rebuild: bool = Field(
+        True,
+        description="When the online store's marker says Redis lost it, start `recsys features rebuild --if-needed`.",
+    )
 
     @model_validator(mode="after")
     def _admin_token_fits_the_address(self) -> ServingSettings:
