@@ -10,14 +10,18 @@ and missing or renamed fields, so every step here is lenient and bounded:
   split in halves until the bad id is alone, so one bad id never spoils 199 good ones;
 - answers are cached (found records for `cache_ttl_s`, not-found ids for `negative_ttl_s`);
 - 5xx, 429, timeouts, connection errors and unreadable bodies are retried with exponential
-  backoff and jitter; other 4xx are not;
+  backoff and equal jitter; other 4xx are not;
 - after `breaker_failures` consecutive failed requests the breaker opens: calls answer from
   the cache alone, at once, until `breaker_reset_s` has passed and one trial request succeeds;
 - one lookup never spends more than `deadline_s` on the API, however many batches it needs;
-- a record is parsed with the lenient `events.metadata` models; fields that fail validation are
-  dropped (they stay None) and a record whose id is unusable is skipped and counted.
+- every record is checked against the response schema (`ingestion.metadata_records`): each
+  missing, null or invalid field is counted (`recsys_enrichment_schema_errors_total{kind,field}`)
+  and logged at most once per field per `schema_log_interval_s`; invalid fields are dropped
+  (the record is kept) and a blank field never replaces the last good value seen for that id.
 
-Nothing here raises on a bad answer: the stream must never stall on enrichment.
+Breaker state, requests by outcome, latency, cache lookups and schema errors are Prometheus
+metrics (`ingestion.metrics`, served on the ingest metrics port). Nothing here raises on a bad
+answer: the stream must never stall on enrichment.
 """
 
 from __future__ import annotations
@@ -25,32 +29,34 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from core.resilience import BreakerState, CircuitBreaker, TtlCache, equal_jitter
 from events.metadata import MovieMeta, UserMeta
+from ingestion import metrics
+from ingestion.metadata_records import (
+    K,
+    Kind,
+    M,
+    is_not_found,
+    keep_last_good,
+    movie_key,
+    parse_record,
+    records,
+    user_key,
+)
 
 log = logging.getLogger(__name__)
 
-K = TypeVar("K", int, str)
-M = TypeVar("M", MovieMeta, UserMeta)
-Kind = Literal["movie", "user"]
-BreakerState = Literal["closed", "open", "half_open"]
-
-_MOVIE_ID: Final = re.compile(r"[^\s,/=\x00-\x1f\x7f]{1,256}")
-"""What the API accepts as a movie id: no white space, ',', '/', '=' or control characters."""
-_MAX_USER_ID: Final = 2**63 - 1
-_ID_FIELDS: Final[dict[Kind, tuple[str, ...]]] = {"movie": ("id", "movie_id"), "user": ("user_id", "id")}
-"""Where a record's id may be, first choice first (the API keeps ids under their own names)."""
+_BREAKER_GAUGE: Final[dict[BreakerState, int]] = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class EnrichmentConfig(BaseModel):
@@ -74,10 +80,15 @@ class EnrichmentConfig(BaseModel):
     cache_ttl_s: float = Field(3600.0, ge=0, description="How long a found record is served from the cache.")
     negative_ttl_s: float = Field(300.0, ge=0, description="How long a not-found id is remembered as such.")
     cache_max_entries: int = Field(
-        100_000, ge=0, description="Cache size per kind; least recently used go first."
+        100_000,
+        ge=0,
+        description="Cache size per kind (also of the last good values); least recently used go first.",
     )
     breaker_failures: int = Field(5, ge=1, description="Consecutive failed requests that open the breaker.")
     breaker_reset_s: float = Field(15.0, ge=0, description="Open time before one trial request (half-open).")
+    schema_log_interval_s: float = Field(
+        60.0, ge=0, description="Schema violations are logged at most once per field per this many seconds."
+    )
 
 
 @dataclass
@@ -91,83 +102,6 @@ class Lookup(Generic[K, M]):
     """No answer: API down, breaker open, or a record that could not be used. Worth asking again later."""
     invalid: list[Any] = field(default_factory=list)
     """Ids that can never exist (malformed), as given; never sent."""
-
-
-class _TtlCache(Generic[K, M]):
-    """LRU cache with per-entry expiry; a None value is a cached "not found"."""
-
-    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
-        self._max = max_entries
-        self._clock = clock
-        self._data: OrderedDict[K, tuple[float, M | None]] = OrderedDict()
-
-    def get(self, key: K) -> tuple[bool, M | None]:
-        """(hit, value); expired entries are dropped and miss."""
-        entry = self._data.get(key)
-        if entry is None:
-            return False, None
-        if entry[0] <= self._clock():
-            del self._data[key]
-            return False, None
-        self._data.move_to_end(key)
-        return True, entry[1]
-
-    def put(self, key: K, value: M | None, ttl_s: float) -> None:
-        """Store a value (or a not-found marker) for `ttl_s` seconds."""
-        if self._max == 0 or ttl_s <= 0:
-            return
-        self._data[key] = (self._clock() + ttl_s, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-class _Breaker:
-    """Consecutive-failure circuit breaker with a single half-open trial."""
-
-    def __init__(self, failures: int, reset_s: float, clock: Callable[[], float]) -> None:
-        self._threshold = failures
-        self._reset_s = reset_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self.state: BreakerState = "closed"
-        self.consecutive = 0
-        self.opened_at = 0.0
-        self.opens = 0
-        self._trial_running = False
-
-    def allow(self) -> bool:
-        """Whether a request may go out now (claims the half-open trial when it is due)."""
-        with self._lock:
-            if self.state == "closed":
-                return True
-            if self.state == "open" and self._clock() - self.opened_at >= self._reset_s:
-                self.state = "half_open"
-            if self.state == "half_open" and not self._trial_running:
-                self._trial_running = True
-                return True
-            return False
-
-    def success(self) -> None:
-        """A request got a usable answer: close."""
-        with self._lock:
-            if self.state != "closed":
-                log.info("metadata API answers again: breaker closed")
-            self.state, self.consecutive, self._trial_running = "closed", 0, False
-
-    def failure(self) -> None:
-        """A request failed (5xx, timeout, connection error, garbage): maybe open."""
-        with self._lock:
-            self.consecutive += 1
-            self._trial_running = False
-            if self.state == "half_open" or (self.state == "closed" and self.consecutive >= self._threshold):
-                if self.state == "closed":
-                    self.opens += 1
-                    log.warning("metadata API failing (%d in a row): breaker open", self.consecutive)
-                self.state, self.opened_at = "open", self._clock()
 
 
 class _UnavailableError(Exception):
@@ -197,6 +131,8 @@ _COUNTERS: Final = (
     "malformed_answers",
     "records_repaired",
     "records_skipped",
+    "schema_errors",
+    "last_good_kept",
     "short_circuited",
     "deadline_exceeded",
 )
@@ -222,10 +158,18 @@ class MetadataClient:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._lock = threading.Lock()  # guards the caches and the counters
-        self._movies: _TtlCache[str, MovieMeta] = _TtlCache(c.cache_max_entries, clock)
-        self._users: _TtlCache[int, UserMeta] = _TtlCache(c.cache_max_entries, clock)
-        self._breaker = _Breaker(c.breaker_failures, c.breaker_reset_s, clock)
+        self._lock = threading.Lock()  # guards the counters and the log schedule
+        self._movies: TtlCache[str, MovieMeta | None] = TtlCache(c.cache_max_entries, c.cache_ttl_s, clock)
+        self._users: TtlCache[int, UserMeta | None] = TtlCache(c.cache_max_entries, c.cache_ttl_s, clock)
+        # Last good value per id: no expiry (only LRU), so it outlives the cache's TTL.
+        self._good_movies: TtlCache[str, MovieMeta] = TtlCache(c.cache_max_entries, float("inf"), clock)
+        self._good_users: TtlCache[int, UserMeta] = TtlCache(c.cache_max_entries, float("inf"), clock)
+        self._breaker = CircuitBreaker(
+            c.breaker_failures, c.breaker_reset_s, clock, on_change=_breaker_changed
+        )
+        metrics.ENRICH_BREAKER.set(0)
+        self._next_schema_log: dict[tuple[Kind, str], float] = {}
+        self._unlogged: dict[tuple[Kind, str], int] = {}
         self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
 
     # --- public API ------------------------------------------------------------------------
@@ -240,11 +184,11 @@ class MetadataClient:
 
     def lookup_movies(self, ids: Iterable[str]) -> Lookup[str, MovieMeta]:
         """Movies by id, with what happened to the ids that were not found."""
-        return self._lookup("movie", MovieMeta, self._movies, ids, _movie_key)
+        return self._lookup("movie", self._movies, self._good_movies, ids, movie_key)
 
     def lookup_users(self, ids: Iterable[int]) -> Lookup[int, UserMeta]:
         """Users by id, with what happened to the ids that were not found."""
-        return self._lookup("user", UserMeta, self._users, ids, _user_key)
+        return self._lookup("user", self._users, self._good_users, ids, user_key)
 
     @property
     def breaker_state(self) -> BreakerState:
@@ -255,8 +199,8 @@ class MetadataClient:
         """Counters since start, cache sizes and the breaker's state (for metrics and logs)."""
         with self._lock:
             out: dict[str, int | str] = dict(self.counters)
-            out["movie_cache_entries"] = len(self._movies)
-            out["user_cache_entries"] = len(self._users)
+        out["movie_cache_entries"] = len(self._movies)
+        out["user_cache_entries"] = len(self._users)
         out["breaker_opens"] = self._breaker.opens
         out["breaker_state"] = self._breaker.state
         return out
@@ -276,36 +220,38 @@ class MetadataClient:
     def _lookup(
         self,
         kind: Kind,
-        model: type[M],
-        cache: _TtlCache[K, M],
+        cache: TtlCache[K, M | None],
+        good: TtlCache[K, M],
         ids: Iterable[Any],
         key: Callable[[Any], K | None],
     ) -> Lookup[K, M]:
         out: Lookup[K, M] = Lookup()
         wanted: list[K] = []
         seen: set[K] = set()
-        with self._lock:
-            for raw in ids:
-                k = key(raw)
-                if k is None:
-                    self.counters["invalid_ids"] += 1
-                    out.invalid.append(raw)
-                    continue
-                if k in seen:
-                    continue
-                seen.add(k)
-                hit, value = cache.get(k)
-                if not hit:
-                    self.counters["cache_misses"] += 1
-                    wanted.append(k)
-                elif value is None:
-                    self.counters["negative_cache_hits"] += 1
-                    out.not_found.add(k)
-                else:
-                    self.counters["cache_hits"] += 1
-                    out.found[k] = value
+        for raw in ids:
+            k = key(raw)
+            if k is None:
+                self._count("invalid_ids")
+                out.invalid.append(raw)
+                continue
+            if k in seen:
+                continue
+            seen.add(k)
+            hit, value = cache.get(k)
+            if not hit:
+                self._count("cache_misses")
+                metrics.ENRICH_CACHE.labels(kind, "miss").inc()
+                wanted.append(k)
+            elif value is None:
+                self._count("negative_cache_hits")
+                metrics.ENRICH_CACHE.labels(kind, "negative_hit").inc()
+                out.not_found.add(k)
+            else:
+                self._count("cache_hits")
+                metrics.ENRICH_CACHE.labels(kind, "hit").inc()
+                out.found[k] = value
         if wanted:
-            call = _Call(kind, model, cache, key, out, self._clock() + self.config.deadline_s)
+            call = _Call(kind, cache, good, key, out, self._clock() + self.config.deadline_s)
             step = self.config.max_batch
             for start in range(0, len(wanted), step):
                 self._fetch(call, wanted[start : start + step])
@@ -336,34 +282,33 @@ class MetadataClient:
         if status == 404:  # a single id the API does not know
             self._remember_missing(call, batch[0])
             return
-        records = self._records(call, batch, body)
-        if records is None:
+        pairs = records(call.kind, batch, body, call.key)
+        if pairs is None:
+            self._count("malformed_answers")
             out.unavailable.update(batch)
             return
         wanted = set(batch)
         answered: set[K] = set()
-        for k, rec in records:
+        for k, rec in pairs:
             if k in answered or k not in wanted:
                 continue
             answered.add(k)
-            if _is_not_found(rec, call.kind):
+            if is_not_found(rec, call.kind):
                 self._remember_missing(call, k)
                 continue
-            meta = self._parse(call.model, call.kind, k, rec)
+            meta = self._parse(call, k, rec)
             if meta is None:
                 out.unavailable.add(k)
                 continue
-            with self._lock:
-                call.cache.put(k, meta, self.config.cache_ttl_s)
-                self.counters["found"] += 1
+            call.cache.put(k, meta)
+            self._count("found")
             out.found[k] = meta
         # Ids the answer did not mention are not "not found": not cached, asked again next time.
         out.unavailable.update(k for k in batch if k not in answered)
 
     def _remember_missing(self, call: _Call[K, M], k: K) -> None:
-        with self._lock:
-            call.cache.put(k, None, self.config.negative_ttl_s)
-            self.counters["not_found"] += 1
+        call.cache.put(k, None, self.config.negative_ttl_s)
+        self._count("not_found")
         call.out.not_found.add(k)
 
     # --- HTTP ------------------------------------------------------------------------------
@@ -372,34 +317,42 @@ class MetadataClient:
         """(status, JSON) of a 2xx or of a single id's 404; raises _UnavailableError or _RejectedError."""
         path = f"/{call.kind}/" + ",".join(quote(str(k), safe="+") for k in batch)
         c = self.config
+        outcomes = metrics.ENRICH_REQUESTS
         attempt = 0
         while True:
             left = call.deadline - self._clock()
             if left <= 0:
                 self._count("deadline_exceeded")
+                outcomes.labels(call.kind, "deadline").inc()
                 raise _UnavailableError("deadline")
             if not self._breaker.allow():
                 self._count("short_circuited")
+                outcomes.labels(call.kind, "short_circuited").inc()
                 raise _UnavailableError("breaker open")
             self._count("requests")
+            started = time.perf_counter()
             try:
                 status, body = self._attempt(path, single=len(batch) == 1, timeout_s=min(c.timeout_s, left))
             except _UnavailableError:
+                metrics.ENRICH_SECONDS.labels(call.kind).observe(time.perf_counter() - started)
+                outcomes.labels(call.kind, "failed").inc()
                 self._count("request_failures")
                 self._breaker.failure()
                 if attempt >= c.retries:
                     raise
                 attempt += 1
                 self._count("retries")
-                delay = min(c.backoff_max_s, c.backoff_base_s * 2 ** (attempt - 1))
-                # Equal jitter: a floor under the delay, and clients that failed together spread out.
-                delay = delay / 2 + self._rng.uniform(0, delay / 2)
+                delay = equal_jitter(attempt, c.backoff_base_s, c.backoff_max_s, self._rng)
                 self._sleep(max(0.0, min(delay, call.deadline - self._clock())))
                 continue
             except _RejectedError:
+                metrics.ENRICH_SECONDS.labels(call.kind).observe(time.perf_counter() - started)
+                outcomes.labels(call.kind, "rejected").inc()
                 self._count("client_errors")
                 self._breaker.success()  # it answered: the API is up, whatever it thinks of the request
                 raise
+            metrics.ENRICH_SECONDS.labels(call.kind).observe(time.perf_counter() - started)
+            outcomes.labels(call.kind, "not_found" if status == 404 else "ok").inc()
             self._breaker.success()
             return status, body
 
@@ -425,53 +378,50 @@ class MetadataClient:
             self._count("malformed_answers")
             raise _UnavailableError("unreadable body") from e
 
-    # --- parsing ---------------------------------------------------------------------------
+    # --- records ---------------------------------------------------------------------------
 
-    def _records(self, call: _Call[K, M], batch: list[K], body: Any) -> list[tuple[K, dict[str, Any]]] | None:
-        """(id, record) pairs from whichever shape the answer has; None (and counted) for garbage."""
-        kind = call.kind
-        items: list[Any]
-        if isinstance(body, list):
-            items = body
-        elif isinstance(body, dict) and _record_id(body, kind) is None and _all_dicts(body.values()):
-            # Keyed by id, {"<id>": {...}, ...}: the key names the record when the record does not.
-            items = [
-                v if _record_id(v, kind) is not None else {**v, _ID_FIELDS[kind][0]: k}
-                for k, v in body.items()
-            ]
-        elif isinstance(body, dict):
-            items = [body]  # one record
-        else:
-            items = []
-        pairs: list[tuple[K, dict[str, Any]]] = []
-        in_order = len(items) == len(batch)
-        for i, rec in enumerate(items):
-            if not isinstance(rec, dict):
-                continue
-            raw = _record_id(rec, kind)
-            # No id at all: the API answers in request order, so the position names the record.
-            k = call.key(raw) if raw is not None else (batch[i] if in_order else None)
-            if k is not None:
-                pairs.append((k, rec))
-        if not pairs and body != []:
-            self._count("malformed_answers")
-            return None
-        return pairs
-
-    def _parse(self, model: type[M], kind: Kind, k: K, rec: dict[str, Any]) -> M | None:
-        """The record as a model; fields that fail validation are dropped (None) instead of the record."""
-        data = {**rec, _ID_FIELDS[kind][0]: k}
-        try:
-            return model.model_validate(data)
-        except ValidationError as e:
-            bad = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
-        try:
-            meta = model.model_validate({f: v for f, v in data.items() if f not in bad})
-        except ValidationError:
+    def _parse(self, call: _Call[K, M], k: K, rec: dict[str, Any]) -> M | None:
+        """The record checked against the schema, with blank fields kept from the last good value."""
+        parsed = parse_record(call.kind, k, rec)
+        if parsed.violations:
+            self._schema_violations(call.kind, parsed.violations, parsed.unexpected)
+        if parsed.meta is None:
             self._count("records_skipped")
             return None
-        self._count("records_repaired")
+        if parsed.repaired:
+            self._count("records_repaired")
+        meta: M = parsed.meta  # type: ignore[assignment]  # parse_record builds the kind's model
+        _, last = call.good.get(k)
+        meta, kept = keep_last_good(meta, last)
+        for name in kept:
+            metrics.ENRICH_KEPT.labels(call.kind, name).inc()
+        self._count("last_good_kept", len(kept))
+        call.good.put(k, meta)
         return meta
+
+    def _schema_violations(self, kind: Kind, violations: dict[str, str], unexpected: list[str]) -> None:
+        """Count each violated field; log it at most once per `schema_log_interval_s` (with the count since)."""
+        now = self._clock()
+        due: list[str] = []
+        with self._lock:
+            self.counters["schema_errors"] += len(violations)
+            for name, why in sorted(violations.items()):
+                metrics.ENRICH_SCHEMA_ERRORS.labels(kind, name).inc()
+                slot = (kind, name)
+                self._unlogged[slot] = self._unlogged.get(slot, 0) + 1
+                if now >= self._next_schema_log.get(slot, float("-inf")):
+                    self._next_schema_log[slot] = now + self.config.schema_log_interval_s
+                    n = self._unlogged.pop(slot)
+                    due.append(f"{name} {why} ({n} record{'s' if n != 1 else ''} since the last report)")
+        if due:
+            log.warning(
+                "metadata API %s records break the schema: %s; unexpected fields: %s "
+                "(known values are kept; next report per field in %.0f s)",
+                kind,
+                ", ".join(due),
+                ", ".join(unexpected) or "none",
+                self.config.schema_log_interval_s,
+            )
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -483,8 +433,8 @@ class _Call(Generic[K, M]):
     """What one lookup carries through its batches: the kind, where answers go, and its deadline."""
 
     kind: Kind
-    model: type[M]
-    cache: _TtlCache[K, M]
+    cache: TtlCache[K, M | None]
+    good: TtlCache[K, M]
     key: Callable[[Any], K | None]
     out: Lookup[K, M]
     deadline: float
@@ -492,43 +442,14 @@ class _Call(Generic[K, M]):
     """Batch splits left after 400s: ~16 isolate one bad id in 200; the cap bounds a rejecting API."""
 
 
-def _all_dicts(values: Iterable[Any]) -> bool:
-    vals = list(values)
-    return bool(vals) and all(isinstance(v, dict) for v in vals)
-
-
-def _movie_key(raw: Any) -> str | None:
-    """A movie id as the API accepts it, or None."""
-    if isinstance(raw, str) and _MOVIE_ID.fullmatch(raw):
-        return raw
-    return None
-
-
-def _user_key(raw: Any) -> int | None:
-    """A user id as a non-negative int (from an int or a digit string), or None."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw if 0 <= raw <= _MAX_USER_ID else None
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 19:
-        value = int(raw)
-        return value if value <= _MAX_USER_ID else None
-    return None
-
-
-def _record_id(rec: dict[str, Any], kind: Kind) -> Any:
-    for name in _ID_FIELDS[kind]:
-        if rec.get(name) is not None:
-            return rec[name]
-    return None
-
-
-def _is_not_found(rec: dict[str, Any], kind: Kind) -> bool:
-    """A per-id error entry (`{"id": ..., "error": "not found"}`) rather than a record."""
-    if "error" not in rec:
-        return False
-    payload = set(rec) - {"error", "detail", "message", "status", *_ID_FIELDS[kind]}
-    return not payload
+def _breaker_changed(old: BreakerState, new: BreakerState) -> None:
+    """Breaker listener: the gauge, the transition counter and a log line for each change."""
+    metrics.ENRICH_BREAKER.set(_BREAKER_GAUGE[new])
+    metrics.ENRICH_BREAKER_CHANGES.labels(new).inc()
+    if new == "open" and old == "closed":
+        log.warning("metadata API failing: breaker open (lookups answer from the cache)")
+    elif new == "closed":
+        log.info("metadata API answers again: breaker closed")
 
 
 def _looks_like_api_error(resp: httpx.Response) -> bool:

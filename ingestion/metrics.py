@@ -26,6 +26,40 @@ FRESHNESS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60),
 )
 LAG = Gauge("recsys_ingest_consumer_lag", "Messages behind the partition's high watermark.", ["partition"])
+
+# --- metadata enrichment (ingestion.enrichment.MetadataClient) ----------------------------------
+ENRICH_REQUESTS = Counter(
+    "recsys_enrichment_requests_total",
+    "Metadata API requests by resource and outcome (ok, not_found, rejected, failed, short_circuited, deadline).",
+    ["kind", "outcome"],
+)
+ENRICH_SECONDS = Histogram(
+    "recsys_enrichment_request_seconds",
+    "Wall time of one metadata API request (attempt), by resource.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+ENRICH_CACHE = Counter(
+    "recsys_enrichment_cache_lookups_total",
+    "Cache lookups by resource and result (hit, negative_hit, miss); hit rate = hit / all.",
+    ["kind", "result"],
+)
+ENRICH_BREAKER = Gauge(
+    "recsys_enrichment_breaker_state", "Metadata API circuit breaker: 0 closed, 1 half-open, 2 open."
+)
+ENRICH_BREAKER_CHANGES = Counter(
+    "recsys_enrichment_breaker_transitions_total", "Breaker state changes, by the state entered.", ["state"]
+)
+ENRICH_SCHEMA_ERRORS = Counter(
+    "recsys_enrichment_schema_errors_total",
+    "Metadata records violating the API schema, by resource and field (missing, null or invalid).",
+    ["kind", "field"],
+)
+ENRICH_KEPT = Counter(
+    "recsys_enrichment_last_good_kept_total",
+    "Blank fields of a fresh record filled with the last good value, by resource and field.",
+    ["kind", "field"],
+)
 ONLINE_REBUILDS = Counter(
     "recsys_ingest_online_rebuilds_total",
     "Full rebuilds of the online store from the offline store, by what the marker said (missing, restarted).",

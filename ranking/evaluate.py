@@ -19,7 +19,7 @@ from ranking import columns as C  # noqa: N812 (the Recommenders idiom)
 from ranking.dataset import ExampleSet, Generators
 from ranking.metrics import catalog_coverage, map_at_k, mean_cost_at_k, ndcg_at_k, recall_at_k
 from ranking.ranker import Ranker
-from ranking.transforms import model_matrix
+from ranking.transforms import model_matrix, unknown_cost
 
 K = 20
 OracleFn = Callable[[npt.NDArray[np.int64], dict[int, set[str]], int], pd.DataFrame]
@@ -57,7 +57,7 @@ def score_lists(
         recall_at_k(recs, truth, K),
         map_at_k(recs, truth, K),
         catalog_coverage(recs, n_items, K),
-        mean_cost_at_k(recs, cost, K, missing_cost=float(cost.median()) if len(cost) else 0.0),
+        mean_cost_at_k(recs, cost, K, missing_cost=unknown_cost(cost)),
         **extra,  # type: ignore[arg-type]
     )
 

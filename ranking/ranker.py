@@ -19,7 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
-from ranking.transforms import FEATURE_COLUMNS, FEATURE_SERVICE
+from ranking.transforms import FEATURE_COLUMNS, FEATURE_SERVICE, fill_unknown_cost
 
 F32 = npt.NDArray[np.float32]
 MODEL_FILE = "model.txt"
@@ -48,6 +48,9 @@ class RankerMeta:
     features: list[str] = field(default_factory=lambda: list(FEATURE_COLUMNS))
     feature_service: str = FEATURE_SERVICE
     cost_scale: float = 1.0
+    unknown_cost: float | None = None
+    """Cost assumed where a movie's is unknown (`transforms.unknown_cost` of the training catalogue);
+    None in models trained before it existed, which assume the median (`cost_scale`)."""
     default_lambda: float | None = 0.0
     """λ applied when the caller gives none (None only between training and the λ sweep)."""
     """λ applied when the caller gives none (None only while training, before the sweep chose it)."""
@@ -72,6 +75,7 @@ class Ranker:
         params: RankerParams | None = None,
         valid: tuple[F32, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
         default_lambda: float = 0.0,
+        unknown_cost: float | None = None,
     ) -> Ranker:
         """Fit LambdaRank on rows grouped by (user, cut-off); `groups` are group sizes in row order."""
         p = params or RankerParams()
@@ -99,7 +103,9 @@ class Ranker:
             callbacks.append(lgb.early_stopping(30, verbose=False))
         booster = lgb.train(lgb_params, train, num_boost_round=p.n_estimators, valid_sets=sets,
                             valid_names=names, callbacks=callbacks)  # fmt: skip
-        meta = RankerMeta(cost_scale=cost_scale, default_lambda=default_lambda, params=asdict(p))
+        meta = RankerMeta(
+            cost_scale=cost_scale, unknown_cost=unknown_cost, default_lambda=default_lambda, params=asdict(p)
+        )
         return cls(booster, meta)
 
     def score(self, x: F32) -> npt.NDArray[np.float64]:
@@ -110,9 +116,10 @@ class Ranker:
     def penalised(
         self, scores: npt.NDArray[np.float64], cost: npt.NDArray[np.float64], lam: float | None
     ) -> npt.NDArray[np.float64]:
-        """Scores minus λ · cost / cost_scale (unknown cost counts as the median: no bonus for missing data)."""
+        """Scores minus λ · cost / cost_scale; an unknown cost counts as `meta.unknown_cost` (no bonus for missing data)."""
         lam = (self.meta.default_lambda or 0.0) if lam is None else lam
-        c = np.where(np.isfinite(cost), cost, self.meta.cost_scale)
+        assumed = self.meta.cost_scale if self.meta.unknown_cost is None else self.meta.unknown_cost
+        c, _ = fill_unknown_cost(cost, assumed)
         result: npt.NDArray[np.float64] = scores - lam * c / self.meta.cost_scale
         return result
 

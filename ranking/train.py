@@ -39,7 +39,7 @@ from ranking.evaluate import (
 )
 from ranking.interactions import load_movies, load_ratings, load_sessions
 from ranking.ranker import MODEL_FILE, Ranker, RankerParams
-from ranking.transforms import FEATURE_SERVICE
+from ranking.transforms import FEATURE_SERVICE, UNKNOWN_COST_QUANTILE, unknown_cost
 
 LAMBDAS = [0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0]
 """Cost-penalty weights swept on the validation cut-off."""
@@ -130,6 +130,8 @@ class PreparedSets:
     seconds: float
     data_end: pd.Timestamp | None = None
     """End of the last session read: the as-of time of the candidate index shipped with the model."""
+    unknown_cost_movies: int = 0
+    """Movies whose license cost is unknown (priced at `transforms.unknown_cost` of the known ones)."""
 
 
 def prepare(
@@ -141,6 +143,10 @@ def prepare(
     sessions, ratings, movies = load_sessions(offline), load_ratings(offline), load_movies(offline)
     runtime = dict(zip(movies[C.ITEM], movies["runtime"].astype("float64"), strict=True))
     cost = pd.Series(movies[C.COST].to_numpy(dtype=np.float64), index=movies[C.ITEM]).dropna()
+    unknown = len(movies) - len(cost)
+    if unknown:
+        progress(f"license cost unknown for {unknown:,} of {len(movies):,} movies: priced at the "
+                 f"p{UNKNOWN_COST_QUANTILE * 100:.0f} of known costs, {unknown_cost(cost):.3f} USD per play")  # fmt: skip
     splits = plan_splits(sessions)
     progress(f"{len(sessions):,} sessions, {len(ratings):,} ratings, {len(movies):,} movies; cut-offs: "
              + ", ".join(f"{s.name}@{s.cutoff:%m-%d %H:%M}" for s in splits))  # fmt: skip
@@ -159,7 +165,7 @@ def prepare(
             gens_test = gens
     end = sessions[C.END_TS].max() if len(sessions) else None
     return PreparedSets(
-        splits, sets, truths, gens_test, cost, max(1, len(movies)), time.perf_counter() - t0, end
+        splits, sets, truths, gens_test, cost, max(1, len(movies)), time.perf_counter() - t0, end, unknown
     )
 
 
@@ -225,6 +231,9 @@ def compare(
         f"\nCandidate recall (share of held-out positives the ranker could surface): merged set of "
         f"{int(cands.groupby(C.USER).size().max()) if len(cands) else 0} per user {candidate_recall['merged']:.3f}; "
         f"popularity top 100 {candidate_recall['pop']:.3f}; ALS top 100 {candidate_recall['als']:.3f}.\n"
+        f"\nLicense cost unknown for {prep.unknown_cost_movies:,} of {n_items:,} movies; they are priced at "
+        f"the p{UNKNOWN_COST_QUANTILE * 100:.0f} of known costs ({unknown_cost(cost):.3f} USD per play) "
+        "in the penalty and in cost@20.\n"
     )
     (report_dir / "model_comparison.md").write_text(md)
     (report_dir / "model_comparison.json").write_text(
@@ -240,6 +249,7 @@ def compare(
                 "rows": rows,
                 "candidate_recall": candidate_recall,
                 "feature_service": FEATURE_SERVICE,
+                "unknown_cost": {"movies": prep.unknown_cost_movies, "assumed_usd": unknown_cost(cost)},
             },
             indent=2,
             default=str,
@@ -279,8 +289,9 @@ def train_and_evaluate(
     t0 = time.perf_counter()
     cost_scale = float(prep.cost.median()) if len(prep.cost) else 1.0
     ranker = Ranker.train(
-        train.x, train.y, train.groups, cost_scale, params, (valid.x, valid.y, valid.groups)
-    )
+        train.x, train.y, train.groups, cost_scale, params, (valid.x, valid.y, valid.groups),
+        unknown_cost=unknown_cost(prep.cost),
+    )  # fmt: skip
     train_s = time.perf_counter() - t0
     ranker.meta.default_lambda = None  # chosen by the sweep inside compare()
     t1 = time.perf_counter()

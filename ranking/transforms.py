@@ -12,12 +12,37 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from events.metadata import GENRE_INDEX, GENRES
 
 FEATURE_SERVICE: Final = "ranker_v1"
 """The versioned feature service the model is trained and served on."""
+
+UNKNOWN_COST_QUANTILE: Final = 0.9
+"""A movie whose license cost is unknown is priced at this quantile of the known costs.
+
+Conservative on purpose (docs/training.md, "Unknown license cost"): a movie must never look
+cheap, and so be pushed up by the cost penalty or the cost-aware fallback, because the
+metadata API failed or renamed `cost`; the 90th percentile penalises it like an expensive title
+without letting one outlier price set it. Training, evaluation and serving all use it.
+"""
+
+
+def unknown_cost(known: npt.ArrayLike) -> float:
+    """The price assumed for an unknown cost: UNKNOWN_COST_QUANTILE of the finite known costs (0 when none)."""
+    values = np.asarray(known, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(np.quantile(values, UNKNOWN_COST_QUANTILE)) if len(values) else 0.0
+
+
+def fill_unknown_cost(cost: npt.ArrayLike, assumed: float) -> tuple[npt.NDArray[np.float64], int]:
+    """Costs with every unknown (NaN) one replaced by `assumed`, and how many were replaced."""
+    values = np.asarray(cost, dtype=np.float64)
+    unknown = ~np.isfinite(values)
+    return np.where(unknown, assumed, values), int(unknown.sum())
+
 
 RAW_NUMERIC: Final[tuple[str, ...]] = (
     "user_watch_stats__watch_minutes_1d",

@@ -57,6 +57,10 @@ LIST_COST: Final = Histogram(
     ["arm"],
     buckets=(1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 250),
 )
+UNKNOWN_COST: Final = Counter(
+    "recsys_list_unknown_cost_movies",
+    "Movies in answered lists whose licence cost is unknown (priced at the p90 of known costs).",
+)
 MODEL_VERSION: Final = Gauge(
     "recsys_model_version", "Registered version served under each ref.", ["ref"], multiprocess_mode="max"
 )

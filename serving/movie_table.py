@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from events.metadata import GENRES
 from feature_repo.online_signal import MOVIE_VIEWS
-from ranking.transforms import MOVIE_COLUMNS, MOVIE_GENRES, MOVIE_YEAR, genre_onehot
+from ranking.transforms import MOVIE_COLUMNS, MOVIE_GENRES, MOVIE_YEAR, genre_onehot, unknown_cost
 from serving.online_reader import OnlineLayout
 
 NUMERIC: Final = (*MOVIE_COLUMNS, MOVIE_YEAR)
@@ -72,6 +72,17 @@ class MovieTable:
             cost = self.columns.get(COST, np.empty(0))
             cached = {str(m): float(c) for m, c in zip(self.ids, cost, strict=False) if np.isfinite(c)}
             object.__setattr__(self, "_cost_of", cached)
+        return cached
+
+    @property
+    def unknown_cost(self) -> float:
+        """Licence cost assumed for a movie of unknown cost: `ranking.transforms.unknown_cost` of the known ones."""
+        cached: float | None = self.__dict__.get("_unknown_cost")
+        if cached is None:
+            cached = unknown_cost(
+                np.fromiter(self.cost_of.values(), dtype=np.float64, count=len(self.cost_of))
+            )
+            object.__setattr__(self, "_unknown_cost", cached)
         return cached
 
     def reindex(self, movie_ids: Sequence[str] | npt.NDArray[Any]) -> MovieTable:

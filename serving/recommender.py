@@ -47,7 +47,8 @@ def fallback_list(index_popular: Sequence[str], table: MovieTable, k: int = 100)
     """Popular and cost-aware: the k most popular movies ordered by popularity per licence dollar.
 
     Popularity rank r gives weight 1/(1 + r/10); dividing by (1 + cost / median cost) keeps
-    the list popular while pushing expensive titles down. Used whenever the model path fails.
+    the list popular while pushing expensive titles down; an unknown cost counts as the table's
+    `unknown_cost` (a high quantile: never cheap). Used whenever the model path fails.
     """
     movies = list(index_popular[:k])
     if not movies:
@@ -56,7 +57,7 @@ def fallback_list(index_popular: Sequence[str], table: MovieTable, k: int = 100)
     cost = table.gather(COST, rows)
     finite = cost[np.isfinite(cost)]
     median = float(np.median(finite)) if len(finite) else 1.0
-    cost = np.where(np.isfinite(cost), cost, median)
+    cost = np.where(np.isfinite(cost), cost, table.unknown_cost)
     value = (1.0 / (1.0 + np.arange(len(movies)) / 10.0)) / (1.0 + cost / max(median, 1e-9))
     return [movies[i] for i in np.argsort(-value, kind="stable")]
 

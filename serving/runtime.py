@@ -241,9 +241,12 @@ class Runtime:
         return Outcome(without(self.fallback, set(recent)), "cold_start", reason=reason)
 
     def list_cost(self, movies: list[str]) -> float:
-        """Summed licence cost of an answered list (unknown costs count zero)."""
+        """Summed licence cost of an answered list; an unknown cost counts as the table's `unknown_cost` (counted)."""
         cost_of = self.table.cost_of
-        return float(sum(cost_of.get(m, 0.0) for m in movies))
+        unknown = sum(1 for m in movies if m not in cost_of)
+        if unknown:
+            M.UNKNOWN_COST.inc(unknown)
+        return float(sum(cost_of.get(m, 0.0) for m in movies) + unknown * self.table.unknown_cost)
 
     def warm_up_users(self) -> Iterable[int]:
         """A few users to run through the path before traffic (known ones exercise the model)."""

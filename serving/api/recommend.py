@@ -9,6 +9,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import replace
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
@@ -17,7 +18,7 @@ from fastapi.responses import PlainTextResponse, Response
 from serving import metrics as M  # noqa: N812
 from serving.api.deps import RuntimeDep
 from serving.provenance_record import ProvenanceRecord, hash_features
-from serving.recommender import Outcome, has_history, rank, recent_movies, without
+from serving.recommender import Outcome, features_missing, has_history, rank, recent_movies, without
 from serving.routing import resolve_model
 from serving.runtime import Runtime
 from serving.user_features import FeaturesUnavailableError
@@ -33,6 +34,12 @@ KEY_FEATURES: Final = (
     "user_profile__age",
 )
 """User features whose values the provenance record hashes (identifies the state the answer saw)."""
+NO_FEATURES: Final = "model_no_features"
+"""Path of a model answer to a known user whose online features were missing."""
+NO_FEATURES_REASON: Final = "no_user_features"
+"""The provenance record's `fallback` for such an answer."""
+MODEL_PATHS: Final = frozenset({"model", NO_FEATURES})
+"""Paths on which a model version answered (the provenance record names it)."""
 
 router = APIRouter(tags=["recommend"])
 
@@ -88,16 +95,21 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
                 outcome = rt.cold_start(user_id, arm.cold_start, recent_movies(user))
             else:
                 outcome = rank(user_id, user or {}, bundle, rt.table, arm.lam, time.time())
+                if features_missing(user):
+                    # Known to the model's index, yet no online row: the store lost it (flushed, restarted
+                    # empty). Still the model's list (index candidates), never passed off as a normal answer.
+                    M.MISSING_USER_FEATURES.inc()
+                    outcome = replace(outcome, path=NO_FEATURES, reason=NO_FEATURES_REASON)
                 if len(outcome.movies) < 20:  # too few candidates left: top up, never repeat or re-show
                     extra = without(rt.fallback, set(outcome.movies) | set(recent_movies(user)), 20)
-                    outcome = Outcome((outcome.movies + extra)[:20], outcome.path, outcome.candidate_sources,
-                                      outcome.lam, outcome.reason)  # fmt: skip
+                    outcome = replace(outcome, movies=(outcome.movies + extra)[:20])
         except Exception as exc:  # a broken model must not take availability with it
             log.exception("model path failed for user %s", user_id)
             outcome = rt.fallback_outcome(user_id, bundle, f"model_error:{type(exc).__name__}")
     body = ",".join(outcome.movies)
     latency = time.perf_counter() - start
-    served_version = bundle.version if bundle is not None and outcome.path == "model" else None
+    served_version = bundle.version if bundle is not None and outcome.path in MODEL_PATHS else None
+    no_features = outcome.path == NO_FEATURES
     model_label = f"v{served_version}" if served_version is not None else "none"
     M.LATENCY.observe(latency)
     M.REQUESTS.labels("200", arm.name, model_label, outcome.path).inc()
@@ -119,11 +131,13 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
             model_ref=choice.ref if served_version is not None else None,
             lam=outcome.lam,
             feature_service=rt.feature_service if user is not None else None,
-            features_hash=hash_features({k: user.get(k) for k in KEY_FEATURES}) if user else None,
+            features_hash=hash_features({k: user.get(k) for k in KEY_FEATURES})
+            if user and not no_features
+            else None,
             candidate_sources=outcome.candidate_sources,
             cold_start=outcome.reason if outcome.path == "cold_start" else None,
             result=outcome.movies,
-            fallback=(outcome.reason if outcome.path == "fallback" else choice.fallback),
+            fallback=(outcome.reason if outcome.path == "fallback" or no_features else choice.fallback),
             latency_ms=round(latency * 1000.0, 3),
         )
     )

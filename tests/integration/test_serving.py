@@ -430,3 +430,33 @@ def test_a_write_of_movie_features_reaches_the_in_memory_table_within_seconds(wo
             assert client.get("/recommend/4").status_code == 200
         finally:
             write_cost(movie, old)
+
+
+def test_a_flushed_online_store_is_reported_not_passed_off_as_model_answers(
+    world: World, private_redis: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    """Redis restarted empty: known users are scored without features, and the answer, the
+    provenance record and the metrics say so (before: path `model`, and every user the same hash)."""
+    _proc, url = private_redis
+    settings = world.settings.model_copy(update={"redis_url": url, "movie_refresh_s": 3600.0})
+    users = list(range(1, 11))
+    with TestClient(create_app(settings)) as client:
+        assert {client.get(f"/recommend/{u}").headers["X-Recommendation-Path"] for u in users} == {"model"}
+        redis.Redis.from_url(url).flushall()
+        answers = {u: client.get(f"/recommend/{u}") for u in users}
+        for user, response in answers.items():
+            assert response.status_code == 200
+            assert response.headers["X-Recommendation-Path"] == "model_no_features", user
+            assert response.headers["X-Model-Version"] == f"v{world.versions[0]}"
+            ids = response.text.split(",")
+            assert len(ids) == 20 and len(set(ids)) == 20
+            record = client.get(f"/provenance/{response.headers['X-Request-Id']}").json()["record"]
+            assert record["fallback"] == "no_user_features"
+            assert record["features_hash"] is None, "no features were read: no hash of all-null values"
+            assert record["model_version"] == world.versions[0]
+        assert len({a.text for a in answers.values()}) > 1, "still personal: the model's candidate index"
+        cold = client.get("/recommend/987654321")  # a new user stays a cold start, not a lost one
+        assert cold.headers["X-Recommendation-Path"] == "cold_start"
+        metrics = client.get("/metrics").text
+        assert "recsys_missing_user_features_total 10.0" in metrics
+        assert 'path="model_no_features"' in metrics

@@ -413,6 +413,114 @@ def test_badly_typed_fields_are_dropped_not_the_record(api: tuple[FakeApi, str])
     assert users[7].age is None and users[7].gender == "F"
 
 
+def metric(name: str, **labels: str) -> float:
+    """A sample of the process's Prometheus registry (0 before the first increment)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+RENAMED = {"cost": "price", "genres": "genre_list", "age": "years"}
+"""The schema change of issue 10 (defect 4)."""
+
+
+def test_schema_violations_are_counted_per_field_and_logged_once_per_interval(
+    api: tuple[FakeApi, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, base = api
+    fake.rename = dict(RENAMED)
+    clock = FakeClock()
+    errors = "recsys_enrichment_schema_errors_total"
+    before = {
+        f: metric(errors, kind=k, field=f)
+        for k, f in [("movie", "cost"), ("movie", "genres"), ("user", "age")]
+    }
+    ids = list(MOVIES)
+    cfg = EnrichmentConfig(base_url=base, retries=0, schema_log_interval_s=60)
+    with caplog.at_level("WARNING", logger="ingestion.enrichment"), MetadataClient(cfg, clock=clock) as c:
+        movies = c.get_movies(ids[:150])
+        users = c.get_users(list(range(1, 41)))
+        c.get_movies(ids[150:300])  # within the interval: counted, not logged again
+        assert len(caplog.records) == 2, [r.getMessage() for r in caplog.records]
+        clock.now += 60
+        c.get_movies(ids[300:310])
+        assert c.stats()["schema_errors"] == 2 * 310 + 40
+    assert metric(errors, kind="movie", field="cost") - before["cost"] == 310
+    assert metric(errors, kind="movie", field="genres") - before["genres"] == 310
+    assert metric(errors, kind="user", field="age") - before["age"] == 40
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3
+    assert "cost missing (1 record since" in messages[0] and "genre_list, price" in messages[0]
+    assert "age missing (1 record since" in messages[1] and "years" in messages[1]
+    assert "cost missing (300 records since the last report)" in messages[2]  # 299 unlogged + this one
+    # The records are kept (other fields are fine); the renamed fields are unknown, not invented.
+    assert len(movies) == 150 and all(m.cost is None and m.genres == [] for m in movies.values())
+    assert len(users) == 40 and all(u.age is None and u.gender == "F" for u in users.values())
+
+
+def test_a_renamed_or_null_field_never_blanks_a_known_value(api: tuple[FakeApi, str]) -> None:
+    fake, base = api
+    clock = FakeClock()
+    ids = list(MOVIES)[:4]
+    kept = "recsys_enrichment_last_good_kept_total"
+    before = metric(kept, kind="movie", field="cost")
+    cfg = EnrichmentConfig(base_url=base, cache_ttl_s=10, retries=0)
+    with MetadataClient(cfg, clock=clock) as c:
+        good = c.get_movies(ids)
+        assert c.get_users([3])[3].age == 23
+        fake.rename = dict(RENAMED)
+        clock.now += 11  # the cache expired: the API is asked again and answers renamed fields
+        again = c.get_movies(ids)
+        user = c.get_users([3])[3]
+        assert len(fake.requests) == 4
+        assert all(again[m].cost == good[m].cost == 0.25 for m in ids)
+        assert all(again[m].genres == good[m].genres == ["Drama", "Comedy"] for m in ids)
+        assert user.age == 23 and user.gender == "F"
+        assert c.stats()["last_good_kept"] == 4 * 2 + 1
+        # An explicit null is no better than a missing field...
+        fake.rename, fake.override = {}, {"cost": None, "title": "New title"}
+        clock.now += 11
+        latest = c.get_movies(ids)
+        assert all(latest[m].cost == 0.25 and latest[m].title == "New title" for m in ids)
+        # ...but a new good value replaces the old one.
+        fake.override = {"cost": 0.5}
+        clock.now += 11
+        assert all(m.cost == 0.5 for m in c.get_movies(ids).values())
+    assert metric(kept, kind="movie", field="cost") - before == 8
+
+
+def test_requests_cache_breaker_and_latency_are_prometheus_metrics(api: tuple[FakeApi, str]) -> None:
+    fake, base = api
+    clock = FakeClock()
+    requests = "recsys_enrichment_requests_total"
+    lookups = "recsys_enrichment_cache_lookups_total"
+    latency = "recsys_enrichment_request_seconds_count"
+    ok, failed = metric(requests, kind="user", outcome="ok"), metric(requests, kind="user", outcome="failed")
+    short = metric(requests, kind="user", outcome="short_circuited")
+    hits, misses = metric(lookups, kind="user", result="hit"), metric(lookups, kind="user", result="miss")
+    timed = metric(latency, kind="user")
+    cfg = EnrichmentConfig(base_url=base, retries=0, breaker_failures=2, breaker_reset_s=10)
+    with MetadataClient(cfg, clock=clock) as c:
+        c.get_users([1, 2])
+        c.get_users([1, 2])
+        fake.force_status = 503
+        c.get_users([5])
+        assert metric("recsys_enrichment_breaker_state") == 0
+        c.get_users([6])
+        assert metric("recsys_enrichment_breaker_state") == 2  # open
+        c.get_users([7])
+        fake.force_status = None
+        clock.now += 10
+        c.get_users([8])
+        assert metric("recsys_enrichment_breaker_state") == 0  # the trial succeeded
+    assert metric(requests, kind="user", outcome="ok") - ok == 2
+    assert metric(requests, kind="user", outcome="failed") - failed == 2
+    assert metric(requests, kind="user", outcome="short_circuited") - short == 1
+    assert metric(lookups, kind="user", result="hit") - hits == 2
+    assert metric(lookups, kind="user", result="miss") - misses == 6
+    assert metric(latency, kind="user") - timed == 4
+
+
 def test_answers_keyed_by_id_are_understood(api: tuple[FakeApi, str]) -> None:
     fake, base = api
     fake.keyed = True
