@@ -24,6 +24,10 @@ class DemoContext:
     seed: int = 7
     closed_loop_hours: float = 12.0
     lines_produced: int = 0
+    metadata_url: str | None = None
+    """Base URL of the metadata API the demo started (its ingestion enriches from it)."""
+    serving_url: str | None = None
+    """Base URL of the recommendation API the demo started (its closed loop calls it)."""
     facts: dict[str, str] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
     cleanup: list[Callable[[], object]] = field(default_factory=list)
@@ -56,10 +60,12 @@ def _metadata_api(ctx: DemoContext) -> None:
     from recsys.services import metadata_api
     from recsys.settings import get_settings
 
+    # Listens on RECSYS_SIM_API_HOST/PORT; the demo's ingestion uses this address (not RECSYS_SIM_API_URL).
     api = metadata_api(get_settings().var)
     api.up()
     ctx.cleanup.append(api.down)
-    ctx.facts["metadata API"] = api.health_url.removesuffix("/healthz")
+    ctx.metadata_url = api.base_url
+    ctx.facts["metadata API"] = api.base_url
 
 
 def _history(ctx: DemoContext) -> None:
@@ -91,7 +97,10 @@ def _ingest(ctx: DemoContext) -> None:
     from ingestion.factory import build_worker
     from ingestion.settings import get_ingest_settings
 
-    settings = get_ingest_settings().model_copy(update={"metrics_port": 0})
+    update: dict[str, object] = {"metrics_port": 0}
+    if ctx.metadata_url is not None:
+        update["meta_url"] = ctx.metadata_url
+    settings = get_ingest_settings().model_copy(update=update)
     worker = build_worker(settings)
     stats = worker.run(idle_exit_s=5)
     ctx.facts["ingestion"] = (
@@ -145,10 +154,11 @@ def _serve(ctx: DemoContext) -> None:
     from recsys.services import recommender_api
     from recsys.settings import get_settings
 
+    # Listens on RECSYS_SERVING_HOST/PORT; the closed loop calls this address (not RECSYS_SERVING_URL).
     api = recommender_api(get_settings().var)
     api.up(timeout_s=300.0)
     ctx.cleanup.append(api.down)
-    base = api.health_url.removesuffix("/readyz")
+    base = ctx.serving_url = api.base_url
     ctx.facts["recommendation API"] = f"{base} (2 workers; champion from the registry)"
     # The demo stops its API at the end: the hint starts one on the same state.
     ctx.where["try it"] = f"recsys serve &  then  curl -i {base}/recommend/1"
@@ -168,9 +178,14 @@ def _closed_loop(ctx: DemoContext) -> None:
     from simulator.traffic import Traffic
 
     # Four calls in flight: unpaced, a larger burst only measures queueing on this 2-core machine.
-    s = get_sim_settings().model_copy(
-        update={"sessions_per_hour": ctx.sessions_per_hour, "speed": 0.0, "closed_loop_concurrency": 4}
-    )
+    update: dict[str, object] = {
+        "sessions_per_hour": ctx.sessions_per_hour,
+        "speed": 0.0,
+        "closed_loop_concurrency": 4,
+    }
+    if ctx.serving_url is not None:
+        update["serving_url"] = ctx.serving_url
+    s = get_sim_settings().model_copy(update=update)
     world = load_world(s.sim_dir, texts=False)
     state = read_state(s.sim_dir)
     if state is None:

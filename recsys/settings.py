@@ -26,6 +26,11 @@ class StackSettings(PlatformSettings):
     kafka_heap: str = Field("512m", description="JVM -Xmx of the local broker.")
     prometheus_port: int = Field(9090, description="Port of the local Prometheus (started on request).")
     alertmanager_port: int = Field(9093, description="Port of the local Alertmanager (started on request).")
+    alertmanager_group_wait_s: float = Field(
+        5.0,
+        gt=0,
+        description="Local Alertmanager: seconds a new alert group waits before its first notification.",
+    )
     start_timeout_s: float = Field(
         90.0, description="How long `stack up` waits for a component to be healthy."
     )

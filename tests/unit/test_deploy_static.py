@@ -1006,7 +1006,7 @@ def test_job_names_and_rules_are_shared_with_the_local_stack() -> None:
     # The local stack loads these same rule files; they must only name jobs both setups have.
     assert Path(monitoring.RULES_DIR).resolve() == (PROMETHEUS_DIR / "rules").resolve()
     compose_jobs = {job["job_name"] for job in prometheus_config()["scrape_configs"]}
-    local_jobs = set(monitoring.SCRAPE_TARGETS) | {"prometheus"}
+    local_jobs = set(monitoring.SCRAPE_JOBS) | {"prometheus"}
     assert local_jobs <= compose_jobs
     for path in _rule_files():
         for job in re.findall(r'job\s*=~?\s*"([^"]+)"', path.read_text()):
