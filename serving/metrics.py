@@ -75,6 +75,10 @@ FEATURE_ERRORS: Final = Counter(
     "Online feature reads that failed, timed out or were skipped by the breaker.",
     ["reason"],
 )
+MISSING_USER_FEATURES: Final = Counter(
+    "recsys_missing_user_features",
+    "Answers to users the model knows but whose online features were all missing (store emptied): path model_no_features.",
+)
 MOVIE_TABLE_AGE: Final = Gauge(
     "recsys_movie_table_age_seconds", "Age of the in-memory movie feature table.", multiprocess_mode="max"
 )

@@ -36,7 +36,7 @@ class Outcome:
 
     movies: list[str]
     path: str
-    """`model`, `cold_start` or `fallback`."""
+    """`model`, `model_no_features` (the model without the user's online features), `cold_start` or `fallback`."""
     candidate_sources: dict[str, int] = field(default_factory=dict)
     lam: float | None = None
     reason: str | None = None
@@ -71,6 +71,15 @@ def recent_movies(user: dict[str, Any] | None) -> list[str]:
     """The user's recently watched movie ids from the online features (empty when unknown)."""
     recent = (user or {}).get(RECENT)
     return [str(m) for m in recent] if recent else []
+
+
+def features_missing(user: dict[str, Any] | None) -> bool:
+    """Whether the online read found no feature at all for the user (no row: never written, or the store lost it).
+
+    Feast keeps all of a user's views in one Redis hash, so a flushed or restarted-empty store
+    gives every feature None at once; a user with a row always has some value set.
+    """
+    return not user or all(value is None for name, value in user.items() if "__" in name)
 
 
 def has_history(user: dict[str, Any] | None, bundle: ModelBundle | None, user_id: int) -> bool:
