@@ -37,7 +37,9 @@ class IngestSettings(PlatformSettings):
     )
     push_online: bool = Field(True, description="Push user features to the online store after each batch.")
     online_check_s: float = Field(
-        10.0, gt=0, description="Seconds between checks of the online store's marker (rebuild when Redis lost it)."
+        10.0,
+        gt=0,
+        description="Seconds between checks of the online store's marker (rebuild when Redis lost it).",
     )
     max_future_skew_s: float = Field(
         300.0,
