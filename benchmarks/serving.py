@@ -300,6 +300,12 @@ def setup(work: Path, redis_url: str, train_users: int) -> None:
         client.set(REDIS_MARKER, json.dumps(loaded))
     loaded["used_memory_mb"] = client.info("memory")["used_memory"] / 2**20
     movie_refs = [f"{name}:{f.name}" for name in MOVIE_VIEWS for f in store.get_feature_view(name).features]
+    # The store is whole (loaded or checked above): stamp its marker, or serving would start a rebuild mid-run.
+    import redis as redis_client
+
+    from feature_repo import online_marker
+
+    online_marker.mark(redis_client.Redis.from_url(redis_url))
     summary = {"model": model, "model_reused": model_reused, "redis": loaded, "redis_reused": redis_reused,
                "known_users": len(known), "movies": len(movie_ids), "movie_features": movie_refs}  # fmt: skip
     (work / SETUP_FILE).write_text(json.dumps(summary, indent=2))

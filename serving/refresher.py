@@ -17,6 +17,7 @@ the store from the offline store; a Redis lock keeps ingestion and other workers
 from __future__ import annotations
 
 import logging
+import os
 import random
 import subprocess
 import sys
@@ -89,9 +90,12 @@ class Refresher:
             logs = self.rt.settings.var_dir / "log"
             logs.mkdir(parents=True, exist_ok=True)
             with (logs / "features-rebuild.log").open("ab") as out:
+                # The child rebuilds *this* service's store: its var dir and Redis, not whatever the environment says.
+                env = {**os.environ, "RECSYS_VAR_DIR": str(self.rt.settings.var_dir),
+                       "RECSYS_REDIS_URL": self.rt.settings.redis_url}  # fmt: skip
                 self._rebuild = subprocess.Popen(
                     [sys.executable, "-m", "recsys.cli", "features", "rebuild", "--if-needed"],
-                    stdout=out, stderr=subprocess.STDOUT,
+                    stdout=out, stderr=subprocess.STDOUT, env=env,
                 )  # fmt: skip
         return state
 

@@ -26,6 +26,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from events.metadata import GENRES
+from feature_repo import online_marker
 from ranking import columns as C  # noqa: N812
 from ranking.candidate_index import INDEX_DIR, CandidateIndex
 from ranking.candidates import ALSConfig
@@ -148,6 +149,9 @@ def world(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> World:
     store = open_feature_store(var, url)
     recent = {u: g.sort_values(C.END_TS)[C.ITEM].tolist()[-5:][::-1] for u, g in sessions.groupby(C.USER)}
     write_online(store, sessions, recent)
+    online_marker.mark(
+        redis.Redis.from_url(url)
+    )  # written whole by hand: no rebuild from the (empty) offline store
     models = tmp_path_factory.mktemp("models")
     versions = [register(var, train_model(sessions, models / f"m{i}", seed=i)) for i in (1, 2)]
     registry = ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=var))  # type: ignore[call-arg]
