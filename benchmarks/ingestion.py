@@ -38,6 +38,7 @@ import duckdb  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
+from core.noise import quiet_third_party  # noqa: E402
 from events.kafka import ensure_topics, make_producer  # noqa: E402
 from ingestion.layout import RAW_KINDS  # noqa: E402
 from ingestion.replay import replay_file  # noqa: E402
@@ -110,6 +111,7 @@ def count_check(offline: Path, produced: int) -> dict[str, int]:
 
 
 def main() -> None:
+    quiet_third_party()  # figures, not Feast/MLflow/httpx chatter
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000, help="Users in the world.")
     parser.add_argument("--movies", type=int, default=20_000, help="Movies in the catalogue.")

@@ -79,6 +79,8 @@ from typing import Any
 import numpy as np
 import psutil
 
+from core.noise import quiet_third_party
+
 # Scripts in this folder are named like the packages they measure: run as a script, the folder
 # would come first on the import path and this file would shadow the `serving` package.
 _HERE = Path(__file__).resolve().parent
@@ -560,6 +562,7 @@ async def _drive_feast(host: str, port: int, warm: list[list[bytes]], measured: 
 
 
 def main() -> None:
+    quiet_third_party()  # figures, not Feast/MLflow/httpx chatter
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000, help="Users in the world (all in Redis).")
     parser.add_argument("--movies", type=int, default=20_000, help="Movies in the catalogue.")

@@ -76,7 +76,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -91,6 +90,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import Progress
+
+from core.noise import quiet_third_party
 
 # Scripts in this folder are named like the packages they measure (simulator.py, ingestion.py);
 # run as a script, the folder would come first on the import path and shadow those packages
@@ -570,11 +571,6 @@ def run(var: Path, max_users: int | None, report_dir: Path) -> dict[str, Any]:
         t = time.perf_counter()
         store = open_feature_store(var, REDIS_URL)
         out["store_open_seconds"] = time.perf_counter() - t
-        # ibis (under Feast) calls a DuckDB method DuckDB deprecated: noise once per Feast query. Set after
-        # Feast is imported, since its modules install their own `simplefilter("once", DeprecationWarning)`.
-        warnings.filterwarnings(
-            "ignore", message=r"fetch_arrow_table\(\) is deprecated", category=DeprecationWarning
-        )
         rss.mark()
         _log(f"Feast store open/applied: {out['store_open_seconds']:.1f} s; building the training set")
 
@@ -647,6 +643,7 @@ def _round(value: Any) -> Any:
 
 def main() -> None:
     """Generate (or reuse) the offline store, run the timed phases, print and write the figures."""
+    quiet_third_party()  # figures, not Feast/MLflow/httpx chatter
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000, help="Users in the world.")
     parser.add_argument("--movies", type=int, default=20_000, help="Movies in the world.")

@@ -2,12 +2,18 @@
 
 Every client is built from `KafkaSettings`, so security settings pass through unchanged;
 `extra` takes librdkafka property names as they are (e.g. `{"linger.ms": 5}`).
+
+librdkafka's log lines go to the Python logger `librdkafka` (on stderr when the application set
+up no logging), where one benign message is dropped: `Coordinator load in progress`, which a
+broker answers while it loads its coordinator state after a start; the client retries and
+nothing is lost. Every other line, errors included, is kept at its level.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -16,12 +22,44 @@ from confluent_kafka.cimpl import NewTopic
 from events.settings import KafkaSettings, get_kafka_settings
 from events.topics import ALERTS, DLQ, MOVIELOG, PROVENANCE
 
+LIBRDKAFKA_LOGGER: Final = "librdkafka"
+"""Name of the Python logger the clients' librdkafka log lines go to."""
+BENIGN_LIBRDKAFKA: Final = ("Coordinator load in progress",)
+"""Fragments of librdkafka log lines that are dropped: transient broker states the client retries."""
+
+
+class _DropBenignKafkaLines(logging.Filter):
+    """Drops librdkafka lines holding a BENIGN_LIBRDKAFKA fragment."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(fragment in message for fragment in BENIGN_LIBRDKAFKA)
+
+
+def librdkafka_logger() -> logging.Logger:
+    """The logger every client factory hands librdkafka: benign lines filtered, the rest on stderr."""
+    logger = logging.getLogger(LIBRDKAFKA_LOGGER)
+    if not any(isinstance(f, _DropBenignKafkaLines) for f in logger.filters):
+        logger.addFilter(_DropBenignKafkaLines())
+    if not logger.handlers:
+        # librdkafka printed its lines to stderr itself; keep them there, in its own format.
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s librdkafka %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+    return logger
+
+
+def _client_config(settings: KafkaSettings) -> dict[str, Any]:
+    return {**settings.client_config(), "logger": librdkafka_logger()}
+
 
 def make_producer(settings: KafkaSettings | None = None, extra: Mapping[str, Any] | None = None) -> Producer:
     """A producer tuned for throughput with durability: idempotent, acks=all, lz4, small linger."""
     s = settings or get_kafka_settings()
     config: dict[str, Any] = {
-        **s.client_config(),
+        **_client_config(s),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 20,
@@ -39,7 +77,7 @@ def make_consumer(
     """A consumer in `group_id` that never auto-commits: callers commit after a durable write."""
     s = settings or get_kafka_settings()
     config: dict[str, Any] = {
-        **s.client_config(),
+        **_client_config(s),
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -54,7 +92,7 @@ def make_consumer(
 
 def make_admin(settings: KafkaSettings | None = None, extra: Mapping[str, Any] | None = None) -> AdminClient:
     """An admin client for topic management and health checks."""
-    config: dict[str, Any] = dict((settings or get_kafka_settings()).client_config())
+    config: dict[str, Any] = _client_config(settings or get_kafka_settings())
     config.update(extra or {})
     return AdminClient(config)
 

@@ -24,9 +24,12 @@ app = typer.Typer(
 
 @app.callback()
 def _check_environment() -> None:
-    """Refuse to start when a `RECSYS_*` variable is not a knob (a typo would be silently ignored)."""
+    """Refuse to start when a `RECSYS_*` variable is not a knob (a typo would be silently ignored); quiet third parties."""
+    from core.noise import quiet_third_party
     from core.settings import UnknownSettingError
     from recsys.knobs import check_environment
+
+    quiet_third_party()
 
     # Once per `recsys` process, before any subcommand: child processes it starts (uvicorn
     # workers of `recsys serve`, the demo's services) inherit the environment checked here.

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.noise import quiet_third_party
 from serving.api import admin, ops, recommend
 from serving.api.errors import ApiError
 from serving.api.recommend import KEY_FEATURES, USER_ID, answer
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: ServingSettings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """The API; `runtime` injects prepared components (tests), else the lifespan builds them from settings."""
+    quiet_third_party()  # every uvicorn worker builds the app here: no Feast/httpx/MLflow chatter in its log
     cfg = settings or get_serving_settings()
     cfg.check_admin_token()  # outside local mode an unusable token stops the start here
 
