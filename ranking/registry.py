@@ -307,11 +307,23 @@ class ModelRegistry:
     def open(cls, settings: RankSettings | None = None) -> ModelRegistry:
         """A registry on the configured tracking URI; creates the SQLite folder (the database MLflow does)."""
         settings = settings or get_rank_settings()
-        if (db := settings.sqlite_path) is not None:
-            db.expanduser().parent.mkdir(parents=True, exist_ok=True)
         client_class = _mlflow_client_class()
         uri = settings.tracking_uri
-        return cls(client_class(tracking_uri=uri, registry_uri=uri), settings)
+        if (db := settings.sqlite_path) is None:
+            return cls(client_class(tracking_uri=uri, registry_uri=uri), settings)
+        db = db.expanduser()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        # MLflow creates and migrates a SQLite database on first use; two processes doing it at
+        # once (the workers of `recsys serve` on a fresh var dir) fail ("table _alembic_tmp_tags
+        # already exists"). One process at a time builds the client and makes the first calls.
+        import fcntl
+
+        with (db.parent / f".{db.name}.init.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            client = client_class(tracking_uri=uri, registry_uri=uri)
+            client.search_registered_models(max_results=1)
+            client.search_experiments(max_results=1)
+        return cls(client, settings)
 
     # --- reading --------------------------------------------------------------------------
 

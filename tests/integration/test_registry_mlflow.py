@@ -120,3 +120,20 @@ def test_register_promote_rollback_download_over_http(
     local = registry.download(CHAMPION)
     assert (local / MODEL_FILE).read_bytes() == (model_dir / MODEL_FILE).read_bytes()
     assert registry.load_provenance(2) == provenance
+
+
+def _open_and_read(var: str) -> None:
+    ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=Path(var))).aliases()  # type: ignore[call-arg]
+
+
+def test_processes_opening_a_fresh_registry_at_once_all_succeed(tmp_path: Path) -> None:
+    """`recsys serve --workers 2` on a fresh var dir: both workers create MLflow's SQLite database at once."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_and_read, args=(str(tmp_path / "var"),)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
