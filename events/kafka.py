@@ -52,7 +52,14 @@ def librdkafka_logger() -> logging.Logger:
 
 
 def _client_config(settings: KafkaSettings) -> dict[str, Any]:
-    return {**settings.client_config(), "logger": librdkafka_logger()}
+    return dict(settings.client_config())
+
+
+def _with_logger(config: dict[str, Any]) -> dict[str, Any]:
+    # Last, and only when the caller set none: a `logger` key placed before the caller's own
+    # (the provenance producer's) stalled that producer's delivery timeouts in a test.
+    config.setdefault("logger", librdkafka_logger())
+    return config
 
 
 def make_producer(settings: KafkaSettings | None = None, extra: Mapping[str, Any] | None = None) -> Producer:
@@ -68,7 +75,7 @@ def make_producer(settings: KafkaSettings | None = None, extra: Mapping[str, Any
         "queue.buffering.max.messages": 500_000,
     }
     config.update(extra or {})
-    return Producer(config)
+    return Producer(_with_logger(config))
 
 
 def make_consumer(
@@ -87,14 +94,14 @@ def make_consumer(
         "enable.partition.eof": False,
     }
     config.update(extra or {})
-    return Consumer(config)
+    return Consumer(_with_logger(config))
 
 
 def make_admin(settings: KafkaSettings | None = None, extra: Mapping[str, Any] | None = None) -> AdminClient:
     """An admin client for topic management and health checks."""
     config: dict[str, Any] = _client_config(settings or get_kafka_settings())
     config.update(extra or {})
-    return AdminClient(config)
+    return AdminClient(_with_logger(config))
 
 
 def default_topic_partitions(settings: KafkaSettings | None = None) -> dict[str, int]:

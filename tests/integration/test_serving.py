@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -464,3 +465,48 @@ def test_a_flushed_online_store_is_reported_not_passed_off_as_model_answers(
         metrics = client.get("/metrics").text
         assert "recsys_missing_user_features_total 10.0" in metrics
         assert 'path="model_no_features"' in metrics
+
+
+def test_kill_9_of_the_service_then_restart_measures_its_rto(world: World, tmp_path: Path) -> None:
+    """Serving keeps no state of its own: after kill -9 a restart answers again, and answers made before are traceable."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {**os.environ, "RECSYS_VAR_DIR": str(world.var), "RECSYS_REDIS_URL": world.redis_url,
+           "RECSYS_SERVING_EXPERIMENTS_FILE": str(world.settings.experiments_file)}  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def start() -> tuple[subprocess.Popen[bytes], float]:
+        t0 = time.monotonic()
+        with (tmp_path / "serve.log").open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "serve", "--port", str(port), "--workers",
+                                     "2"], env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+        deadline = t0 + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    return proc, time.monotonic() - t0
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            time.sleep(0.2)
+        raise AssertionError("service not ready within 180 s")
+
+    proc, first_s = start()
+    answered = httpx.get(f"{base}/recommend/3", timeout=5)
+    assert answered.status_code == 200
+    time.sleep(2)  # the delivery thread indexes the record
+    os.killpg(proc.pid, signal.SIGKILL)  # the master and both workers, no graceful shutdown
+    proc.wait(30)
+    killed_at = time.monotonic()
+    proc, restart_s = start()
+    try:
+        rto = time.monotonic() - killed_at
+        assert httpx.get(f"{base}/recommend/3", timeout=5).status_code == 200
+        found = httpx.get(f"{base}/provenance/{answered.headers['X-Request-Id']}", timeout=10)
+        assert found.status_code == 200, found.text
+        print(f"serving kill -9: ready again {restart_s:.1f} s after the restart (first start {first_s:.1f} s); "
+              f"RTO {rto:.1f} s; answers made before the kill still traceable")  # fmt: skip
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
