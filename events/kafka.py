@@ -56,8 +56,7 @@ def _client_config(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def _with_logger(config: dict[str, Any]) -> dict[str, Any]:
-    # Last, and only when the caller set none: a `logger` key placed before the caller's own
-    # (the provenance producer's) stalled that producer's delivery timeouts in a test.
+    # Only when the caller set none: the provenance producer hands librdkafka its own logger.
     config.setdefault("logger", librdkafka_logger())
     return config
 
