@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from core.errors import RecsysError
 from ranking.provenance import Provenance, file_sha256
 from ranking.settings import RankSettings, get_rank_settings
 
@@ -65,7 +66,7 @@ LINEAGE_MAX: Final = 100
 _EPS = 1e-9  # float noise: 0.30 - 0.02 is 0.27999999999999997
 
 
-class RegistryError(Exception):
+class RegistryError(RecsysError):
     """Base of registry errors; `http_status` is what an admin route answers with."""
 
     http_status = 500

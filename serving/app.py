@@ -21,11 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.errors import RecsysError
 from core.noise import quiet_third_party
 from serving.api import admin, ops, recommend
-from serving.api.errors import ApiError
 from serving.api.recommend import KEY_FEATURES, USER_ID, answer
-from serving.provenance_record import ProvenanceError
 from serving.runtime import Runtime
 from serving.settings import ServingSettings, get_serving_settings
 
@@ -68,12 +67,9 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
         # exc.headers carries e.g. the `Allow` of a 405 (RFC 9110 15.5.6 requires it).
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(ApiError)
-    async def _api(_request: Request, exc: ApiError) -> Response:
-        return PlainTextResponse(str(exc), status_code=exc.http_status)
-
-    @app.exception_handler(ProvenanceError)
-    async def _provenance(_request: Request, exc: ProvenanceError) -> Response:
+    @app.exception_handler(RecsysError)
+    async def _recsys(_request: Request, exc: RecsysError) -> Response:
+        # Every platform error knows its status (core.errors): routes only raise.
         return PlainTextResponse(str(exc), status_code=exc.http_status)
 
     app.include_router(recommend.router)

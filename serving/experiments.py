@@ -22,6 +22,7 @@ from typing import Annotated, Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.errors import RecsysError
 from ranking.registry import CHALLENGER, CHAMPION
 
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -34,7 +35,7 @@ ColdStart = Literal["popular", "self_description"]
 """How an arm answers a user without history: popular movies, or matches to the user's self-description."""
 
 
-class ExperimentFileError(ValueError):
+class ExperimentFileError(RecsysError, ValueError):
     """The experiment file is missing, not YAML, or does not validate; `http_status` for the admin route."""
 
     http_status = 422

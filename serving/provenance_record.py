@@ -16,8 +16,10 @@ from typing import Any, Final, Protocol
 
 from pydantic import TypeAdapter
 
+from core.errors import RecsysError
 
-class ProvenanceError(Exception):
+
+class ProvenanceError(RecsysError):
     """Base of provenance errors; `http_status` is what the provenance route answers with."""
 
     http_status = 500

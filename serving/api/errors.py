@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from core.errors import RecsysError
 
-class ApiError(Exception):
+
+class ApiError(RecsysError):
     """Base of the routes' errors: `http_status` is the answer's status, the message its one-line body."""
 
     http_status = 400
