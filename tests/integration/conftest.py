@@ -15,15 +15,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
 
 from events.kafka import ensure_topics
 from events.settings import get_kafka_settings
-from recsys.settings import get_settings
+from recsys.settings import StackSettings, get_settings
 from recsys.stack.base import State
 from recsys.stack.manager import CORE, Stack
+from recsys.stack.redis_server import RedisServer
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,24 @@ def topic(stack: StackInfo) -> str:
     name = f"test-{uuid.uuid4().hex[:10]}"
     ensure_topics({name: 1})
     return name
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own, started by the stack manager (its persistence settings), on a free port."""
+    server = RedisServer(
+        StackSettings(var_dir=tmp_path / "redis-var", redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    )
+    server.up()
+    yield server
+    server.down()
 
 
 @contextmanager

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,29 +14,11 @@ from ingestion.feast_bridge import open_feature_store
 from ingestion.online import FeastOnlineWriter
 from ingestion.settings import IngestSettings
 from ingestion.worker import IngestWorker
-from recsys.settings import StackSettings
 from recsys.stack.redis_server import RedisServer
 from tests.integration.conftest import StackInfo
 
 pytestmark = pytest.mark.integration
 T0 = 1_795_600_000 * 10**9
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test's own, so stopping it leaves the session's Redis alone."""
-    server = RedisServer(
-        StackSettings(var_dir=tmp_path / "redis-var", redis_url=f"redis://127.0.0.1:{_free_port()}/0")
-    )
-    server.up()
-    yield server
-    server.down()
 
 
 def _produce(topic: str, user: int, movie: str, minutes: int, start_ns: int) -> None:

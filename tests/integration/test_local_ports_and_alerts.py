@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import time
 import uuid
@@ -34,16 +33,10 @@ from recsys.stack.monitoring import Alertmanager, PlatformEndpoints, Prometheus
 from serving.settings import DEV_ADMIN_TOKEN, ServingSettings
 from simulator.store import save_world
 from simulator.world import generate_world
-from tests.integration.conftest import StackInfo
+from tests.integration.conftest import StackInfo, free_port
 from tests.integration.test_feast_repo import db_url
 
 TEST_DB = 7
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
@@ -71,7 +64,7 @@ def services(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> Iter
     var = tmp_path_factory.mktemp("ports") / "var"
     save_world(generate_world(40, 30, seed=3), var / "sim")
     env = {"RECSYS_VAR_DIR": str(var), "RECSYS_REDIS_URL": db_url(stack.redis_url, TEST_DB)}
-    metadata_port, api_port = _free_port(), _free_port()
+    metadata_port, api_port = free_port(), free_port()
     started: list[ServiceProcess] = []
     try:
         for service in (
@@ -154,12 +147,12 @@ def test_local_monitoring_points_at_the_ports_and_alerts_reach_the_api_with_the_
 ) -> None:
     stack = StackSettings(
         var_dir=services.var,
-        prometheus_port=_free_port(),
-        alertmanager_port=_free_port(),
+        prometheus_port=free_port(),
+        alertmanager_port=free_port(),
         alertmanager_group_wait_s=0.5,
         auto_install=False,
     )
-    ingest_port = _free_port()
+    ingest_port = free_port()
     endpoints = PlatformEndpoints.from_settings(
         ServingSettings(var_dir=services.var, port=services.api_port),
         IngestSettings(var_dir=services.var, metrics_port=ingest_port),

@@ -12,11 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,27 +31,10 @@ from ingestion.settings import IngestSettings
 from ingestion.worker import IngestWorker
 from recsys.settings import StackSettings
 from recsys.stack.redis_server import RedisServer
-from tests.integration.conftest import StackInfo
+from tests.integration.conftest import StackInfo, free_port
 
 pytestmark = pytest.mark.integration
 MIN_NS = 60 * 10**9
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def stack_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis started by the stack manager (with its persistence settings) for this test alone."""
-    server = RedisServer(
-        StackSettings(var_dir=tmp_path / "redis-var", redis_url=f"redis://127.0.0.1:{_free_port()}/0")
-    )
-    server.up()
-    yield server
-    server.down()
 
 
 def _produce(topic: str, users: range, start_ns: int, minutes: int = 3) -> None:
@@ -70,7 +51,7 @@ def _produce(topic: str, users: range, start_ns: int, minutes: int = 3) -> None:
 def _reference_keys(var: Path, tmp_path: Path) -> int:
     """Key count of a store rebuilt from scratch from the same offline store (another Redis)."""
     ref = RedisServer(
-        StackSettings(var_dir=tmp_path / "ref-var", redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+        StackSettings(var_dir=tmp_path / "ref-var", redis_url=f"redis://127.0.0.1:{free_port()}/0")
     )
     ref.up()
     try:
@@ -94,17 +75,17 @@ def _wait_keys(client: redis.Redis, want: int, timeout_s: float) -> float:
 
 
 def test_kill_9_under_load_then_restart_and_a_restart_without_data(
-    stack: StackInfo, stack_redis: RedisServer, tmp_path: Path
+    stack: StackInfo, own_redis: RedisServer, tmp_path: Path
 ) -> None:
     topic = f"movielog-test-{uuid.uuid4().hex[:8]}"
     ensure_topics({topic: 1})
     var = tmp_path / "var"
-    client = redis.Redis.from_url(stack_redis.url, socket_timeout=2)
+    client = redis.Redis.from_url(own_redis.url, socket_timeout=2)
     settings = IngestSettings(
         RECSYS_VAR_DIR=var, topic=topic, group_id=f"g-{uuid.uuid4().hex[:6]}", batch_max_messages=200,
         batch_max_seconds=0.2, metrics_port=0, movie_job=False, online_check_s=1.0,
     )  # type: ignore[call-arg]  # fmt: skip
-    store = open_feature_store(var, stack_redis.url)
+    store = open_feature_store(var, own_redis.url)
     worker = IngestWorker(settings, online=FeastOnlineWriter(store, client))
     t0 = time.time_ns() - 3 * 3600 * 10**9
     _produce(topic, range(0, 300), t0)
@@ -117,11 +98,11 @@ def test_kill_9_under_load_then_restart_and_a_restart_without_data(
     for k in range(10):
         _produce(topic, range(300 + 40 * k, 340 + 40 * k), t0)
         if k == 4:
-            pid = stack_redis.proc.pid()
+            pid = own_redis.proc.pid()
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
             time.sleep(1.0)
-            stack_redis.up()  # what a supervisor (systemd, `restart: unless-stopped`) does
+            own_redis.up()  # what a supervisor (systemd, `restart: unless-stopped`) does
             after_restart = int(client.dbsize())
         time.sleep(0.3)
     runner.join(120)
@@ -133,12 +114,12 @@ def test_kill_9_under_load_then_restart_and_a_restart_without_data(
           f"(= a rebuild from the offline store), {worker.stats.rebuilds} rebuilds")  # fmt: skip
 
     # 2. Redis comes back with nothing (its append-only file lost): the next worker run rebuilds it.
-    pid = stack_redis.proc.pid()
+    pid = own_redis.proc.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
-    shutil.rmtree(stack_redis.home)
-    stack_redis.up()
+    shutil.rmtree(own_redis.home)
+    own_redis.up()
     assert int(client.dbsize()) == 0 and online_marker.check(client).verdict == "missing"
     started = time.monotonic()
     runner = threading.Thread(target=lambda: worker.run(idle_exit_s=2, max_seconds=60))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,21 +23,16 @@ import pytest
 from ranking.provenance import Provenance, data_snapshot
 from ranking.registry import CHAMPION, COST20, META_FILE, MODEL_FILE, NDCG20, P99_MS, ModelRegistry
 from ranking.settings import RankSettings
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A tracking server on a free port with its own SQLite store and artifact folder; stopped afterwards."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     argv = [
         sys.executable,

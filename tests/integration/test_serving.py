@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from ranking.transforms import FEATURE_COLUMNS, FEATURE_SERVICE
 from recsys.training import snapshot
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tests.integration.conftest import StackInfo, private_redis_server
+from tests.integration.conftest import StackInfo, free_port, private_redis_server
 from tests.integration.test_feast_repo import db_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -215,12 +214,6 @@ def test_unknown_user_gets_the_cold_start_list_and_provenance_traces_the_model(w
         assert client.get("/provenance/not-an-id").status_code == 400
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def private_redis(world: World) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A redis-server of this test alone (it is killed or stopped), holding the world's online features."""
@@ -286,7 +279,7 @@ class Server:
     """The app under a real uvicorn server in a thread (real HTTP, real lifespan)."""
 
     def __init__(self, settings: ServingSettings) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -469,9 +462,7 @@ def test_a_flushed_online_store_is_reported_not_passed_off_as_model_answers(
 
 def test_kill_9_of_the_service_then_restart_measures_its_rto(world: World, tmp_path: Path) -> None:
     """Serving keeps no state of its own: after kill -9 a restart answers again, and answers made before are traceable."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     env = {**os.environ, "RECSYS_VAR_DIR": str(world.var), "RECSYS_REDIS_URL": world.redis_url,
            "RECSYS_SERVING_EXPERIMENTS_FILE": str(world.settings.experiments_file)}  # fmt: skip
     base = f"http://127.0.0.1:{port}"
