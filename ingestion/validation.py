@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import fields
 
 from events.batch import ParsedBatch, RateColumns, WatchColumns
 from events.types import ParseError, ParseReason
@@ -34,6 +35,12 @@ def _error(ts_ns: int, ref_ns: int) -> ParseError:
     )
 
 
+def _without(cols: WatchColumns | RateColumns, drop: set[int]) -> WatchColumns | RateColumns:
+    """The same columns without the rows at positions `drop`."""
+    keep = [k for k in range(len(cols.index)) if k not in drop]
+    return type(cols)(*([getattr(cols, f.name)[k] for k in keep] for f in fields(cols)))
+
+
 def quarantine_future(
     parsed: ParsedBatch, kafka_ts_ms: Sequence[int], max_skew_s: float, now_ms: int | None = None
 ) -> int:
@@ -42,34 +49,20 @@ def quarantine_future(
     skew = int(max_skew_s * 1e9)
     moved: list[tuple[int, ParseError]] = []
 
-    def late(i: int, ts: int) -> bool:
+    def ahead(i: int, ts: int) -> bool:
         return ts - ref[i] > skew
 
-    w = parsed.watch
-    bad_w = [k for k, (i, ts) in enumerate(zip(w.index, w.ts_ns, strict=True)) if late(i, ts)]
-    if bad_w:
-        moved += [(w.index[k], _error(w.ts_ns[k], ref[w.index[k]])) for k in bad_w]
-        drop = set(bad_w)
-        keep = [k for k in range(len(w.index)) if k not in drop]
-        parsed.watch = WatchColumns(
-            [w.index[k] for k in keep], [w.ts_ns[k] for k in keep], [w.user_id[k] for k in keep],
-            [w.movie_id[k] for k in keep], [w.minute[k] for k in keep],
-        )  # fmt: skip
-    r = parsed.rate
-    bad_r = [k for k, (i, ts) in enumerate(zip(r.index, r.ts_ns, strict=True)) if late(i, ts)]
-    if bad_r:
-        moved += [(r.index[k], _error(r.ts_ns[k], ref[r.index[k]])) for k in bad_r]
-        drop = set(bad_r)
-        keep = [k for k in range(len(r.index)) if k not in drop]
-        parsed.rate = RateColumns(
-            [r.index[k] for k in keep], [r.ts_ns[k] for k in keep], [r.user_id[k] for k in keep],
-            [r.movie_id[k] for k in keep], [r.rating[k] for k in keep],
-        )  # fmt: skip
+    for name in ("watch", "rate"):
+        cols = getattr(parsed, name)
+        bad = [k for k, (i, ts) in enumerate(zip(cols.index, cols.ts_ns, strict=True)) if ahead(i, ts)]
+        if bad:
+            moved += [(cols.index[k], _error(cols.ts_ns[k], ref[cols.index[k]])) for k in bad]
+            setattr(parsed, name, _without(cols, set(bad)))
     for name in ("accounts", "recommendations"):
         rows = getattr(parsed, name)
-        if any(late(i, e.ts_ns) for i, e in rows):
-            moved += [(i, _error(e.ts_ns, ref[i])) for i, e in rows if late(i, e.ts_ns)]
-            setattr(parsed, name, [(i, e) for i, e in rows if not late(i, e.ts_ns)])
+        if any(ahead(i, e.ts_ns) for i, e in rows):
+            moved += [(i, _error(e.ts_ns, ref[i])) for i, e in rows if ahead(i, e.ts_ns)]
+            setattr(parsed, name, [(i, e) for i, e in rows if not ahead(i, e.ts_ns)])
     if moved:
         parsed.errors = sorted(parsed.errors + moved, key=lambda x: x[0])
     return len(moved)
