@@ -35,7 +35,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 $(CODEC_SO) &: $(CODEC_SRC) $(VENV)/.installed
 	rm -f events/*.so
 	mkdir -p build
-	for src in $(CODEC_SRC); do $(BIN)/mypyc $$src > build/mypyc.log || exit 1; done
+	# mypyc's output (and setuptools' beta warnings) go to the log; shown only when a build fails.
+	for src in $(CODEC_SRC); do $(BIN)/mypyc $$src > build/mypyc.log 2>&1 || { cat build/mypyc.log; exit 1; }; done
 	sha256sum $(CODEC_SRC) > events/.compiled-sources
 
 install: $(VENV)/.installed $(CODEC_SO)  ## Create the virtualenv from the lock file and compile the codec.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -32,12 +33,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     client, _ = _client_and_store(False)
     state = online_marker.check(client)
     keys = int(client.dbsize())  # type: ignore[attr-defined]
-    out = {"verdict": state.verdict, "materialized_at": state.at, "keys": keys}
-    typer.echo(
-        json.dumps(out)
-        if as_json
-        else f"online store: {state.verdict}, {keys:,} keys, last rebuilt at {state.at}"
-    )
+    when = datetime.fromtimestamp(state.at, UTC).isoformat(timespec="seconds") if state.at else None
+    out = {"verdict": state.verdict, "materialized_at": when, "keys": keys}
+    text = f"online store: {state.verdict}, {keys:,} keys, last rebuilt {when or 'never'}"
+    typer.echo(json.dumps(out) if as_json else text)
 
 
 @app.command()
