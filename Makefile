@@ -32,10 +32,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 
+# mypyc's output (and setuptools' beta warnings) go to build/mypyc.log, shown only when a build fails.
 $(CODEC_SO) &: $(CODEC_SRC) $(VENV)/.installed
 	rm -f events/*.so
 	mkdir -p build
-	# mypyc's output (and setuptools' beta warnings) go to the log; shown only when a build fails.
 	for src in $(CODEC_SRC); do $(BIN)/mypyc $$src > build/mypyc.log 2>&1 || { cat build/mypyc.log; exit 1; }; done
 	sha256sum $(CODEC_SRC) > events/.compiled-sources
 
