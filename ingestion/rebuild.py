@@ -8,6 +8,8 @@ marker, so the next check sees a whole store.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import time
@@ -67,7 +69,10 @@ def rebuild(
             path = Path(view.batch_source.path)
             if not any(path.parent.glob(path.name)):
                 continue  # DuckDB fails on a glob that matches nothing; nothing to restore either
-            store.materialize(start_date=now - view.ttl, end_date=now, feature_views=[name])
+            with contextlib.redirect_stdout(
+                io.StringIO()
+            ):  # Feast prints per view; `progress` reports instead
+                store.materialize(start_date=now - view.ttl, end_date=now, feature_views=[name])
             report.views.append(name)
         if progress is not None:
             progress("done", len(views), len(views))
