@@ -256,6 +256,7 @@ def _load_redis(var: Path, store: Any, redis_url: str, known: np.ndarray) -> dic
 
 def setup(work: Path, redis_url: str, train_users: int) -> None:
     """Child process: make sure the model and Redis match the generated data; write the setup summary."""
+    quiet_third_party()  # a spawned child: the parent's filters do not reach it
     import pyarrow.compute as pc
     import pyarrow.dataset as pds
     import pyarrow.parquet as pq
