@@ -8,15 +8,11 @@ earlier answer are kept, and the breaker, request, cache and latency metrics are
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 
 from ingestion.enrichment import EnrichmentConfig, MetadataClient
@@ -24,6 +20,7 @@ from simulator.api import create_app
 from simulator.settings import SimSettings
 from simulator.store import read_public, save_world
 from simulator.world import generate_world
+from tests.servers import app_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -41,18 +38,8 @@ def sim_api(tmp_path: Path) -> Iterator[tuple[str, SimSettings, list[str]]]:
     save_world(generate_world(982, 500, seed=11), tmp_path / "sim")
     movie_ids = read_public(tmp_path / "sim")[2].column("id").to_pylist()
     settings = SimSettings(var_dir=tmp_path, api_error_rate=0.5, seed=11)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the simulator API did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", settings, movie_ids
-    server.should_exit = True
-    thread.join(timeout=10)
+    with app_in_thread(create_app(settings)) as url:
+        yield url, settings, movie_ids
 
 
 def _client(base: str) -> MetadataClient:

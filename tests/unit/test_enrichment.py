@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from events.metadata import MovieMeta, UserMeta
 from ingestion.enrichment import EnrichmentConfig, MetadataClient
+from tests.servers import app_in_thread
 
 MOVIES = {f"movie+{i}+{1950 + i % 70}": i for i in range(600)}
 N_USERS = 500
@@ -611,10 +612,6 @@ def test_every_knob_is_documented_and_unknown_keys_are_refused() -> None:
 @pytest.fixture(scope="module")
 def sim_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
     """The simulator's metadata API (a small world) under uvicorn on a free port, with faults on."""
-    import socket
-
-    import uvicorn
-
     from simulator.api import create_app
     from simulator.settings import SimSettings
     from simulator.store import read_public, save_world
@@ -626,18 +623,8 @@ def sim_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, lis
     settings = SimSettings(
         var_dir=var, api_error_rate=0.3, api_rename_fields={"vote_average": "rating"}, seed=7
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the simulator API did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", movie_ids
-    server.should_exit = True
-    thread.join(timeout=10)
+    with app_in_thread(create_app(settings)) as url:
+        yield url, movie_ids
 
 
 def test_against_the_simulator_api_with_faults(sim_api: tuple[str, list[str]]) -> None:
