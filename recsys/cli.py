@@ -75,6 +75,8 @@ def replay(
     from ingestion.replay import replay_file
 
     ensure_topics()
+    # A topic of one's own gets the movielog's partitioning (producing to a missing topic only times out).
+    ensure_topics({topic: get_kafka_settings().movielog_partitions})
     limit = max_line_bytes or get_kafka_settings().max_line_bytes
     stats = replay_file(path, topic, max_line_bytes=limit)
     for number, size in stats.refused[:10]:

@@ -180,3 +180,29 @@ def test_a_restart_does_not_profile_users_again(
 
     profiled = pq.read_table(tmp_path / "offline" / "features" / "user_profile").column("user_id").to_pylist()
     assert sorted(profiled) == list(range(20)), "each user profiled once, across the restart"
+
+
+def test_recsys_replay_refuses_the_megabyte_line_and_sends_the_rest_to_a_new_topic(
+    stack: StackInfo, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    topic = f"movielog-test-{uuid.uuid4().hex[:8]}"  # not created beforehand: replay creates it
+    good = format_line(WatchEvent(_now_ns() - 3600 * 10**9, 7, "ok+2000", 1))
+    path = tmp_path / "movielog.log"
+    path.write_text(f"2026-12-05T10:00:00,42,GET /data/m/{'c' * 999_900}+2000/1.mpg\n{good}\n")
+    done = subprocess.run([sys.executable, "-m", "recsys.cli", "replay", str(path), "--topic", topic],
+                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused line 1" in done.stderr and "1 refused as too long, 0 failed" in done.stdout
+    consumer = make_consumer(f"check-{uuid.uuid4().hex[:6]}")
+    consumer.subscribe([topic])
+    got: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while not got and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value() or b"")
+    consumer.close()
+    assert got == [good.encode()]
