@@ -20,6 +20,12 @@ def ingest(
     max_seconds: Annotated[
         float | None, typer.Option(help="Exit after this many seconds in any case.")
     ] = None,
+    until_drained: Annotated[
+        bool,
+        typer.Option(
+            help="Exit once every partition is landed up to its high watermark (lag 0), e.g. after a replay."
+        ),
+    ] = False,
     online: Annotated[
         bool, typer.Option(help="Push user features to the online store (Feast/Redis).")
     ] = True,
@@ -39,7 +45,7 @@ def ingest(
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
     worker = build_worker(settings, online=online, enrich=enrich)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    stats = worker.run(idle_exit_s=idle_exit, max_seconds=max_seconds)
+    stats = worker.run(idle_exit_s=idle_exit, max_seconds=max_seconds, until_drained=until_drained)
     console.print(
         f"ingested {stats.messages:,} messages in {stats.batches:,} batches: {stats.landed:,} landed "
         f"({dict(stats.by_kind)}), {stats.dlq:,} to the DLQ, {stats.replayed:,} replayed for state, "

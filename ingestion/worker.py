@@ -195,8 +195,11 @@ class IngestWorker:
 
     # --- the loop ------------------------------------------------------------------------
 
-    def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> RunStats:
-        """Consume until stopped (`stop()`), idle for `idle_exit_s`, or `max_seconds` elapsed."""
+    def run(
+        self, idle_exit_s: float | None = None, max_seconds: float | None = None, until_drained: bool = False
+    ) -> RunStats:
+        """Consume until stopped (`stop()`), idle for `idle_exit_s`, `max_seconds` elapsed, or (`until_drained`)
+        every assigned partition is landed up to its high watermark."""
         self._consumer = make_consumer(self.s.group_id, self.kafka, {"auto.offset.reset": "earliest"})
         self._producer = make_producer(self.kafka)
         self._dlq = DeadLetterWriter(self._producer, self.s.topic, self.kafka.max_line_bytes)
@@ -239,6 +242,8 @@ class IngestWorker:
                     break
                 if max_seconds is not None and now - started > max_seconds:
                     break
+                if until_drained and not good and self._drained():
+                    break
             if self.s.movie_job:
                 self.refresh_movies()
         finally:
@@ -274,6 +279,26 @@ class IngestWorker:
     def pending_push_count(self) -> int:
         """Users whose online features have not been pushed yet."""
         return sum(len(v) for v in self.pending_push.values())
+
+    def _drained(self) -> bool:
+        """Every assigned partition landed up to its high watermark (asked of the broker), nothing left to push."""
+        if (
+            self._consumer is None
+            or not self._assigned_at
+            or not self.landed_until
+            or self.pending_push_count()
+        ):
+            return False
+        for part, until in list(self.landed_until.items()):
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.s.topic, part), timeout=2.0
+                )
+            except Exception:  # the broker cannot say now: not drained yet
+                return False
+            if high > until:
+                return False
+        return True
 
     def _update_lag(self) -> None:
         """Consumer lag per partition: high watermark minus the next offset to land."""

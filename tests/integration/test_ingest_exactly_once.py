@@ -227,3 +227,23 @@ def test_kill_9_mid_batch_then_restart_gives_identical_tables(stack: StackInfo, 
         if view.startswith("user_"):
             latest_a, latest_b = latest_feature_rows(clean, view), latest_feature_rows(crashed, view)
             assert latest_a == latest_b, f"{name}: final feature values differ after restart"
+
+
+def test_until_drained_stops_once_every_partition_is_landed(stack: StackInfo, tmp_path: Path) -> None:
+    """`recsys ingest --until-drained`: no idle wait, no time limit; it ends when lag is 0 everywhere."""
+    import threading
+
+    topic = f"movielog-test-{uuid.uuid4().hex[:8]}"
+    ensure_topics({topic: 2})
+    lines, bad = make_lines(3_000, seed=5)
+    produce(topic, lines)
+    worker = IngestWorker(settings_for(tmp_path, topic, batch=500))
+    result: list[object] = []
+    runner = threading.Thread(target=lambda: result.append(worker.run(until_drained=True)), daemon=True)
+    runner.start()
+    runner.join(120)
+    if runner.is_alive():
+        worker.stop()
+        runner.join(30)
+        raise AssertionError("the worker did not stop on its own once drained")
+    assert worker.stats.messages == len(lines) and worker.stats.dlq == bad
