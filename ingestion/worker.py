@@ -17,7 +17,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,12 +31,13 @@ from ingestion.dlq import DeadLetter, DeadLetterWriter, recovery_consumer
 from ingestion.layout import BatchId, OfflineLayout
 from ingestion.movie_features import latest_per_movie, movie_rows, write_rows
 from ingestion.online import OnlineWriter
+from ingestion.online_sync import OnlineSync
 from ingestion.progress import Progress, atomic_write
 from ingestion.sessions import sessionize, stale_dates
 from ingestion.settings import IngestSettings, get_ingest_settings
 from ingestion.sink import SourceBatch, tables, write_tables
 from ingestion.state import UserState
-from ingestion.user_features import RATING_VIEW, WATCH_VIEW, user_rows
+from ingestion.user_features import user_rows
 from ingestion.validation import quarantine_future
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,6 @@ class IngestWorker:
         self.states: dict[int, UserState] = {}
         self.landed_until: dict[int, int] = {}
         """Per partition: offsets below this are already landed (replay updates state only)."""
-        self.pending_push: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
         self.last_snapshot: dict[int, float] = {}
         self.stats = RunStats()
         self._consumer: Consumer | None = None
@@ -108,11 +107,8 @@ class IngestWorker:
         self.snapshot_every_s = 30.0
         self._last_movie_job = 0.0
         self._last_lag = 0.0
-        self._last_online_check = 0.0
         self._assigned_at = 0.0
-        self._push_failed_since_ok = False
-        self.freshness_samples: list[float] = []
-        """Seconds from a line's Kafka timestamp to its user's features being online (benchmarks read it)."""
+        self.sync = OnlineSync(online if self.s.push_online else None, self.s.online_check_s, self.stats)
         self._stopping = False
 
     # --- partition lifecycle -------------------------------------------------------------
@@ -222,12 +218,11 @@ class IngestWorker:
                         by_part[int(m.partition() or 0)].append(m)
                     for part, items in by_part.items():
                         self._handle(part, items)
-                self._retry_pushes()
+                self.sync.push()
                 self._maybe_snapshot()
                 if now - self._last_lag > 5.0:
                     self._update_lag()
-                if now - self._last_online_check > self.s.online_check_s:
-                    self._check_online_store()
+                self.sync.maybe_check(now)
                 if self.s.movie_job and now - self._last_movie_job > self.s.movie_refresh_s:
                     self.refresh_movies()
                 # Idle counts only once partitions are assigned: a fresh broker's group coordinator
@@ -278,7 +273,12 @@ class IngestWorker:
 
     def pending_push_count(self) -> int:
         """Users whose online features have not been pushed yet."""
-        return sum(len(v) for v in self.pending_push.values())
+        return self.sync.pending_count()
+
+    @property
+    def freshness_samples(self) -> list[float]:
+        """Seconds from a line's Kafka timestamp to its user's features being online (benchmarks read it)."""
+        return self.sync.freshness_samples
 
     def _drained(self) -> bool:
         """Every assigned partition landed up to its high watermark (asked of the broker), nothing left to push."""
@@ -406,47 +406,7 @@ class IngestWorker:
             if kind not in ("dlq", "play"):
                 self.stats.by_kind[kind] += table.num_rows
                 metrics.EVENTS.labels(kind).inc(table.num_rows)
-        if self.online is not None and self.s.push_online:
-            oldest_ms = min(kafka_ts) if kafka_ts else 0
-            for view, rows in features.items():
-                for row in rows.to_pylist():
-                    self.pending_push[view][int(row["user_id"])] = {**row, "_kafka_ms": oldest_ms}
-            self._retry_pushes()
-
-    def _check_online_store(self) -> None:
-        """Rebuild the online store when its marker is gone or Redis restarted (a restart without data, say)."""
-        self._last_online_check = time.monotonic()
-        check = getattr(self.online, "rebuild_if_needed", None)
-        if check is None or not self.s.push_online:
-            return
-        try:
-            report = check()
-        except Exception as exc:  # Redis down: pushes fail and are retried; check again later
-            log.warning("online store check failed (%s)", exc)
-            return
-        if report is not None and report.ran:
-            self.stats.rebuilds += 1
-            metrics.ONLINE_REBUILDS.labels(report.reason).inc()
-            metrics.ONLINE_REBUILD_SECONDS.set(report.seconds)
-            log.warning(
-                "online store %s: rebuilt %d views from the offline store in %.1f s (%d -> %d keys)",
-                report.reason, len(report.views), report.seconds, report.keys_before, report.keys_after,
-            )  # fmt: skip
-
-    def _recover_online(self) -> None:
-        """The online store is back after failures: re-materialise user views (a restarted Redis lost keys)."""
-        catch_up = getattr(self.online, "catch_up", None)
-        if catch_up is None:
-            self._push_failed_since_ok = False
-            return
-        try:
-            catch_up([WATCH_VIEW, RATING_VIEW, PROFILE_VIEW])
-        except Exception as exc:  # still flaky: try again after the next successful push
-            log.warning("online catch-up failed (%s); will retry", exc)
-            return
-        self._push_failed_since_ok = False
-        self.stats.catch_ups += 1
-        log.info("online store caught up from the offline store")
+        self.sync.queue(features, min(kafka_ts) if kafka_ts else 0)
 
     def _profiles(self, state: UserState, touched: set[int], created_ns: int) -> pa.Table | None:
         """`user_profile` rows for users not profiled yet (demographics from the metadata API)."""
@@ -478,35 +438,3 @@ class IngestWorker:
                 ),
             }
         )
-
-    def _retry_pushes(self) -> None:
-        if self.online is None or not self.pending_push_count():
-            return
-        for view in list(self.pending_push):
-            rows = self.pending_push[view]
-            if not rows:
-                continue
-            kafka_ms = [r.pop("_kafka_ms") for r in rows.values()]
-            table = pa.Table.from_pylist(list(rows.values()))
-            t0 = time.perf_counter()
-            try:
-                self.online.write(view, table)
-            except Exception as exc:  # Redis down: keep rows, land offline, retry next loop
-                for r, k in zip(rows.values(), kafka_ms, strict=True):
-                    r["_kafka_ms"] = k
-                metrics.PUSH_FAILURES.inc()
-                self.stats.pushes_failed += 1
-                self._push_failed_since_ok = True
-                log.warning("online push of %s failed (%s); will retry", view, exc)
-                break
-            metrics.PUSH_SECONDS.observe(time.perf_counter() - t0)
-            now_ms = time.time() * 1000
-            for k in kafka_ms:
-                lag_s = max(0.0, (now_ms - k) / 1000)
-                metrics.FRESHNESS.observe(lag_s)
-                if len(self.freshness_samples) < 1_000_000:
-                    self.freshness_samples.append(lag_s)
-            self.pending_push[view] = {}
-            if self._push_failed_since_ok:
-                self._recover_online()
-        metrics.PENDING_PUSH.set(self.pending_push_count())
