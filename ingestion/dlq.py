@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
@@ -105,53 +105,50 @@ class DeadLetterWriter:
                 f"DLQ copies not acknowledged ({remaining} still queued, errors: {errors[:3]}); batch not committed"
             )
 
-    def recover(self, partition: int, from_offset: int, since_ms: int, consumer: Consumer) -> int:
-        """Remember which offsets >= `from_offset` of `partition` already have a copy; returns how many.
+    def recover(self, resume: Mapping[int, int], since_ms: int, consumer: Consumer) -> int:
+        """Remember, per source partition, which offsets at or after its `resume` offset already have a copy.
 
-        Reads the DLQ from `since_ms` minus a margin to its current end with `consumer`
-        (assigned by this call, no group commits).
+        One pass over the DLQ from `since_ms` minus a margin to its current end with `consumer`
+        (assigned by this call, no group commits), for every partition being assigned; returns
+        how many copies were found.
         """
-        found: set[int] = set()
+        found: dict[int, set[int]] = {p: set() for p in resume}
         md = consumer.list_topics(self.topic, timeout=10)
         parts = list(md.topics[self.topic].partitions) if self.topic in md.topics else []
-        if not parts:
-            self.already[partition] = found
-            return 0
         start = [TopicPartition(self.topic, p, max(0, since_ms - MARGIN_MS)) for p in parts]
-        start = consumer.offsets_for_times(start, timeout=10)
+        start = consumer.offsets_for_times(start, timeout=10) if start else []
         ends = {
             p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1] for p in parts
         }
         todo = {
-            tp.partition
-            for tp in start
-            if tp.offset != OFFSET_END and tp.offset >= 0 and tp.offset < ends[tp.partition]
+            tp.partition for tp in start if 0 <= tp.offset < ends[tp.partition] and tp.offset != OFFSET_END
         }
         if todo:
             consumer.assign([tp for tp in start if tp.partition in todo])
             deadline = time.monotonic() + 60
-            want = (self.source_topic.encode(), str(partition).encode())
+            source = self.source_topic.encode()
             while todo and time.monotonic() < deadline:
                 for m in consumer.consume(1000, 0.5):
                     if m.error() is not None:
                         continue
                     h = dict(m.headers() or [])
-                    if (h.get("source_topic"), h.get("source_partition")) == want:
-                        off = int(h.get("source_offset", b"-1") or -1)
-                        if off >= from_offset:
-                            found.add(off)
+                    if h.get("source_topic") == source:
+                        part, off = int(h.get("source_partition") or -1), int(h.get("source_offset") or -1)
+                        if part in found and off >= resume[part]:
+                            found[part].add(off)
                     if (m.offset() or 0) + 1 >= ends[m.partition() or 0]:
                         todo.discard(m.partition() or 0)
             consumer.unassign()
-        self.already[partition] = found
-        if found:
+        self.already.update(found)
+        total = sum(len(v) for v in found.values())
+        if total:
             log.info(
-                "partition %d: %d bad lines already on %s; not copied again",
-                partition,
-                len(found),
+                "%d bad lines already on %s (partitions %s); not copied again",
+                total,
                 self.topic,
+                sorted(found),
             )
-        return len(found)
+        return total
 
 
 def recovery_consumer(factory: Callable[[str], Consumer]) -> Consumer:

@@ -117,11 +117,15 @@ class IngestWorker:
         return UserState(self._genre_of, self.s.recent_movies, self.s.session_gap_s)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        resumes: dict[int, int | None] = {}
         for tp in partitions:
             resume, removed = self.progress.recover(self.s.topic, tp.partition)
             if removed:
                 log.warning("partition %d: removed %d files of an interrupted batch", tp.partition, removed)
-            self._recover_dead_letters(tp.partition, resume or 0)
+            resumes[tp.partition] = resume
+        self._recover_dead_letters(resumes)
+        for tp in partitions:
+            resume = resumes[tp.partition]
             self.profiled.update(self._profiled_users(tp.partition))
             state = self._new_state()
             snap = snapshots.latest(self.layout.root, self.s.topic, tp.partition, resume)
@@ -135,15 +139,18 @@ class IngestWorker:
         consumer.assign(partitions)
         self._assigned_at = time.monotonic()
 
-    def _recover_dead_letters(self, partition: int, resume: int) -> None:
-        """Learn which bad lines at or after `resume` a crashed run already copied to the DLQ."""
-        if self._dlq is None:
+    def _recover_dead_letters(self, resumes: dict[int, int | None]) -> None:
+        """Learn which bad lines at or after each partition's resume offset a crashed run already copied to the DLQ.
+
+        One read of the DLQ tail for the whole assignment, from a little before the oldest commit among them.
+        """
+        if self._dlq is None or not resumes:
             return
-        marker = self.layout.progress_file(self.s.topic, partition)
-        since_ms = int(marker.stat().st_mtime * 1000) if marker.exists() else 0
+        markers = [self.layout.progress_file(self.s.topic, p) for p in resumes]
+        since_ms = min(int(m.stat().st_mtime * 1000) if m.exists() else 0 for m in markers)
         consumer = recovery_consumer(lambda group: make_consumer(group, self.kafka))
         try:
-            self._dlq.recover(partition, resume, since_ms, consumer)
+            self._dlq.recover({p: r or 0 for p, r in resumes.items()}, since_ms, consumer)
         finally:
             consumer.close()
 
