@@ -5,8 +5,9 @@ integer and divided by 2**64: uniform in [0, 1), the same in every process, lang
 (Python's `hash()` is salted per process and would reshuffle users at every restart). The arm is
 the first whose cumulative normalised weight exceeds the bucket, in file order. So assignment
 depends only on the salt, the arm order and the weights: renaming the experiment or changing an
-arm's model, λ or cold-start policy moves nobody; a new salt reshuffles everyone; raising the
-weight of the *last* arm only moves users into it (ramp-ups keep their earlier treatment users).
+arm's model, λ, cost budget or cold-start policy moves nobody; a new salt reshuffles everyone;
+raising the weight of the *last* arm only moves users into it (ramp-ups keep their earlier
+treatment users).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import RecsysError
+from ranking.cost_policy import CostRule
 from ranking.registry import CHALLENGER, CHAMPION
 
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -42,7 +44,7 @@ class ExperimentFileError(RecsysError, ValueError):
 
 
 class Arm(BaseModel):
-    """One treatment: which model answers, with which λ, and how users without history are served."""
+    """One treatment: which model answers, with which λ and list-cost budget, and how new users are served."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,7 +57,20 @@ class Arm(BaseModel):
         float | None,
         Field(ge=0, allow_inf_nan=False, description="Cost penalty λ; null: the model's trained default."),
     ] = None
+    cost_budget: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            allow_inf_nan=False,
+            description="Max mean license cost of the served list (USD per play); null: no budget.",
+        ),
+    ] = None
     cold_start: ColdStart = "popular"
+
+    def cost_rule(self, default_lam: float | None) -> CostRule:
+        """The arm's rule for `cost_policy.rerank`: its λ (null: `default_lam`, the model's; None there: 0) and budget."""
+        lam = default_lam if self.lam is None else self.lam
+        return CostRule(lam=lam or 0.0, max_mean_cost=self.cost_budget)
 
 
 class Experiment(BaseModel):

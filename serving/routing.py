@@ -10,7 +10,7 @@ that only writers take.
 Model fallback contract (`resolve_model`): an arm names a registry alias (`champion`,
 `challenger`) or a pinned version (`v7`). When what it names is not available (alias unset,
 version not loaded), the arm is served by the champion and the answer's provenance record
-carries the reason in `fallback`; the arm's λ and cold-start policy still apply. With no
+carries the reason in `fallback`; the arm's λ, cost budget and cold-start policy still apply. With no
 champion either, there is no model: serving answers from its non-model fallback list.
 """
 
@@ -28,7 +28,7 @@ from ranking.registry import CHAMPION
 from serving.experiments import Arm, Experiment, ExperimentFile, assign, load_experiments
 
 NO_EXPERIMENT_ARM: Final = Arm(name="default", weight=1.0, model=CHAMPION)
-"""What every user gets when no experiment is enabled: the champion, its default λ, popular cold start."""
+"""What every user gets when no experiment is enabled: the champion, its default λ, no budget, popular cold start."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
+from ranking.cost_policy import CostRule
 from serving.experiments import (
     Arm,
     Experiment,
@@ -67,6 +68,7 @@ def test_the_default_experiment_file_is_champion_vs_challenger_90_10() -> None:
         "weight": 0,
         "model": "champion",
         "lam": None,
+        "cost_budget": None,
         "cold_start": "popular",
         "share": 0.9,
     }
@@ -161,6 +163,12 @@ def test_raising_the_last_arms_weight_only_moves_users_into_it() -> None:
         (experiment_yaml().replace("challenger", "champoin"), r"arms\.1\.model: String should match"),
         (experiment_yaml().replace("challenger", "v0"), r"arms\.1\.model: String should match"),
         (experiment_yaml().replace("model: champion", "model: champion, lam: -1"), r"lam: .*greater than"),
+        (
+            experiment_yaml().replace("model: champion", "model: champion, cost_budget: -0.01"),
+            r"arms\.0\.cost_budget: Input should be greater than or equal to 0",
+        ),
+        (experiment_yaml().replace("model: champion", "model: champion, cost_budget: .nan"), "cost_budget"),
+        (experiment_yaml().replace("model: champion", "model: champion, cost_budget: cheap"), "cost_budget"),
         (experiment_yaml().replace("model: champion", "model: champion, cold_start: x"), "cold_start"),
         (experiment_yaml().replace("model: champion", "model: champion, colour: red"), "colour: Extra"),
         (experiment_yaml().replace("name: exp", "name: Bad Name"), r"experiments\.0\.name"),
@@ -189,6 +197,26 @@ def test_reloading_an_invalid_file_keeps_the_old_experiment(tmp_path: Path) -> N
     assert router.describe() == view and arms_of(router, range(1000)) == before
     with pytest.raises(ExperimentFileError):
         Router.from_file(tmp_path / "missing.yaml")
+
+
+def test_an_arm_may_cap_its_mean_list_cost() -> None:
+    text = experiment_yaml().replace("model: challenger", "model: challenger, lam: 0.5, cost_budget: 0.12")
+    control, treatment = parse_experiments(text).experiments[0].arms
+    assert (control.cost_budget, treatment.cost_budget) == (None, 0.12)
+    assert treatment.cost_rule(0.2) == CostRule(lam=0.5, max_mean_cost=0.12)
+    assert control.cost_rule(0.2) == CostRule(lam=0.2)  # lam null: the model's default λ, no budget
+    assert control.cost_rule(None) == CostRule() and NO_EXPERIMENT_ARM.cost_budget is None
+    assert Arm(name="a", weight=1, cost_budget=0).cost_budget == 0.0  # zero: the cheapest list
+
+
+def test_changing_only_a_cost_budget_moves_nobody_and_shows_in_the_summary(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.yaml", experiment_yaml())
+    router = Router.from_file(path)
+    before = arms_of(router, range(2000))
+    text = experiment_yaml().replace("model: challenger", "model: challenger, cost_budget: 0.1")
+    summary = router.reload(write(path, text))
+    assert summary.modified == {"a1": {"cost_budget": [None, 0.1]}} and arms_of(router, range(2000)) == before
+    assert [a["cost_budget"] for a in router.describe()["arms"]] == [None, 0.1]
 
 
 def test_reload_summary_names_what_changed(tmp_path: Path) -> None:
