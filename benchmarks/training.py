@@ -24,14 +24,17 @@ of the targets):
    the movie views by `ingestion.movie_features.movie_rows` + `write_rows` (the hourly
    event-time grid, metadata from the simulator's public movie records as `MovieMeta`); the
    user views on a daily grid of event time: one row per user and day with an event, stamped
-   at the user's last event of that day (session end or rating, as `UserAgg.last_ts_ns`) and
-   holding exactly the sessions that *ended* and the ratings given at or before that stamp
-   (point in time by construction), with `ingestion.state` semantics: 1 d window = the 24
-   hour buckets up to the stamp's hour, 7 d = the 7 day buckets, each minute counted in the
-   bucket of its own time; counts are sessions (started in the window / in total); recent ids
-   are up to 50 distinct movies, most recent first (ordered by session end; folded from the
-   user's last 64 sessions, the rows where that could cut a list short are counted);
-   genre affinity = minutes x 1/len(genres) per genre, as shares. `user_profile` holds one row
+   at the user's last event of that day (a minute line or a rating, as `UserAgg.last_ts_ns`)
+   and holding what `ingestion.state` holds after every minute and rating at or before that
+   stamp (point in time by construction; minutes of a session still going count up to the
+   stamp): 1 d window = the 24 hour buckets up to the stamp's hour, 7 d = the 7 day buckets,
+   each minute counted in the bucket of its own time; counts are sessions as ingestion cuts
+   them (per user and movie: a run starting while that movie is still playing or within the
+   30 min gap of its last minute continues one), started in the window / in total; recent ids
+   are up to 50 distinct movies, most recent session start first (folded from the user's last
+   64 session starts, the rows where that could cut a list short are counted); genre affinity
+   = minutes x 1/len(genres) per genre, as shares. `tests/unit/test_bench_parity.py` checks
+   these rows against ingestion's own on a small world. `user_profile` holds one row
    per user, stamped at their first minute watched, with the world's public demographics
    (`account_created_ts` null: every account predates the history, as for users whose
    `create_account` line came before the stream).
@@ -84,6 +87,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -112,6 +116,8 @@ SESSION_CHUNK = 20_000
 USER_BLOCK = 100_000
 """Users whose feature rows are folded at once (bounds the memory of the list and cumulative arrays)."""
 RECENT_MAX, RECENT_WINDOW = 50, 64
+SESSION_GAP_NS = 1_800 * NS
+"""Ingestion's defaults (`IngestSettings.recent_movies`, `.session_gap_s`); tests/unit/test_bench_parity.py checks them."""
 PARTITIONS = 4
 GENERATED = "_bench_generated.json"
 I64 = npt.NDArray[np.int64]
@@ -308,22 +314,50 @@ def _expand(lo: I64, hi: I64) -> tuple[I64, I64]:
     return rows, lo[rows] + np.arange(len(rows)) - np.repeat(np.cumsum(n) - n, n)
 
 
+def _minutes_in(start: I64, minutes: I64, lo: I64, hi: I64) -> I64:
+    """Minutes of each run (minute j at start + j min) whose own time is in [lo, hi]."""
+    upto = np.clip((hi - start) // MIN_NS + 1, 0, minutes)
+    before = np.clip(-((start - lo) // MIN_NS), 0, minutes)  # ceil((lo - start) / 1 min)
+    inside: I64 = np.maximum(upto - before, 0)
+    return inside
+
+
+def session_starts(user: I64, movie: I64, start: I64, end: I64, gap_ns: int) -> npt.NDArray[np.bool_]:
+    """Which runs start a session as `ingestion.state.UserState.watch` counts them.
+
+    A session is per (user, movie): a run continues one when it starts while an earlier run of
+    the same movie is still going or at most `gap_ns` after that movie's latest minute (a
+    re-watch soon after, or two screens on one movie, is one session there, not two).
+    """
+    order = np.lexsort((start, movie, user))
+    u, m = user[order], movie[order]
+    first = np.r_[True, (u[1:] != u[:-1]) | (m[1:] != m[:-1])]
+    group = np.cumsum(first)
+    # Latest minute of the movie before each run: a running maximum of the earlier runs' ends.
+    latest = pd.Series(end[order]).groupby(group).cummax().to_numpy()
+    prev = np.r_[np.int64(0), latest[:-1]]
+    new_sorted = first | (start[order] - prev > gap_ns)
+    out = np.empty(len(order), bool)
+    out[order] = new_sorted
+    return out
+
+
 def user_rows(
     block: dict[str, Any], ratings: dict[str, Any], genre_share: np.ndarray, max_minutes: int
 ) -> dict[str, Any]:
     """Feature columns of one block of users on the daily grid (see the module docstring).
 
-    `block`: sessions sorted by (user, end) with user/movie/minutes/start/end; `ratings`:
-    sorted by (user, ts) with user/ts/stars. Times are ns; per-user searches use one sorted
-    key per row, user * span + microseconds since the base, so a user's rows never see another's.
+    `block`: runs (one session as drawn: consecutive minutes of one movie) sorted by (user,
+    start) with user/movie/minutes/start and `new` (`session_starts`); `ratings`: sorted by
+    (user, ts) with user/ts/stars. Times are ns; a row at stamp T is `ingestion.state` after
+    every minute line and rating at or before T: minutes of runs still going at T count up to
+    T. Per-user searches use one sorted key per row, user * span + microseconds since the base,
+    so a user's rows never see another's.
     """
-    users, end, start, minutes, movie = (
-        block["user"],
-        block["end"],
-        block["start"],
-        block["minutes"],
-        block["movie"],
-    )
+    users, start, minutes, movie, new = (
+        block["user"], block["start"], block["minutes"], block["movie"], block["new"],
+    )  # fmt: skip
+    end = start + (minutes - 1) * MIN_NS
     base_user = int(users.min())
     base_ns = int(start.min()) - DAY_NS
     span = int((max(int(end.max()), int(ratings["ts"].max(initial=0))) - base_ns) // 1000 + 1)
@@ -331,41 +365,56 @@ def user_rows(
     def key(u: I64, ns: I64) -> I64:
         return (u - base_user) * span + np.clip(ns - base_ns, 0, None) // 1000
 
-    s_key, r_key = key(users, end), key(ratings["user"], ratings["ts"])
-    # Grid rows: each (user, day) with a session end or a rating, stamped at the last of them.
-    ev_u = np.concatenate([users, ratings["user"]])
-    ev_t = np.concatenate([end, ratings["ts"]])
+    s_key, r_key = key(users, start), key(ratings["user"], ratings["ts"])
+    # Grid rows: each (user, day) with a minute line or a rating, stamped at the last of them: a
+    # run's last minute, a rating, or the last minute before midnight of a run that crosses it.
+    midnight = (start // DAY_NS + 1) * DAY_NS
+    cross = end >= midnight
+    before_midnight = start[cross] + (midnight[cross] - 1 - start[cross]) // MIN_NS * MIN_NS
+    ev_u = np.concatenate([users, users[cross], ratings["user"]])
+    ev_t = np.concatenate([end, before_midnight, ratings["ts"]])
     order = np.lexsort((ev_t, ev_u))
     ev_u, ev_t = ev_u[order], ev_t[order]
     day = ev_t // DAY_NS
     last = np.r_[(ev_u[1:] != ev_u[:-1]) | (day[1:] != day[:-1]), True]
     row_u, row_t = ev_u[last], ev_t[last]
     row_key = key(row_u, row_t)
-    k = np.searchsorted(s_key, row_key, side="right")
+    k = np.searchsorted(s_key, row_key, side="right")  # runs started by the stamp: [s0, k)
     s0 = np.searchsorted(s_key, key(row_u, np.full(len(row_u), base_ns)), side="left")
     cum_min = np.r_[0, np.cumsum(minutes, dtype=np.int64)]
+    cum_new = np.r_[0, np.cumsum(new, dtype=np.int64)]
+    # Runs still going at the stamp (only those started within one runtime before it can be):
+    # their minutes after the stamp are not watched yet.
+    c = np.maximum(np.searchsorted(s_key, key(row_u, row_t - (max_minutes + 1) * MIN_NS), side="left"), s0)
+    g_rows, g_idx = _expand(c, k)
+    ahead = minutes[g_idx] - _minutes_in(start[g_idx], minutes[g_idx], start[g_idx], row_t[g_rows])
 
     def window(w0: I64) -> tuple[I64, I64]:
-        """(minutes with their own time >= w0, sessions started >= w0) among sessions ended by the stamp."""
-        a = np.minimum(np.maximum(np.searchsorted(s_key, key(row_u, w0), side="left"), s0), k)
-        # Only sessions ending within one runtime after w0 can have started before it.
-        c = np.clip(np.searchsorted(s_key, key(row_u, w0 + max_minutes * MIN_NS), side="right"), a, k)
-        rows, idx = _expand(a, c)
-        before = np.clip(-((start[idx] - w0[rows]) // MIN_NS), 0, minutes[idx])  # ceil((w0 - start) / 1 min)
-        mins = cum_min[k] - cum_min[a] - np.bincount(rows, before, len(a)).astype(np.int64)
-        count = (k - a) - np.bincount(rows, (start[idx] < w0[rows]).astype(np.float64), len(a)).astype(
-            np.int64
+        """(minutes with their own time in [w0, stamp], sessions started in it) as of the stamp."""
+        a = np.clip(np.searchsorted(s_key, key(row_u, w0), side="left"), s0, k)
+        mins = (
+            cum_min[k]
+            - cum_min[a]
+            - np.bincount(g_rows, ahead * (g_idx >= a[g_rows]), len(a)).astype(np.int64)
         )
-        return mins, count
+        # Runs started before w0 within one runtime of it may still have minutes in the window.
+        lo = np.clip(np.searchsorted(s_key, key(row_u, w0 - (max_minutes + 1) * MIN_NS), side="left"), s0, a)
+        rows, idx = _expand(lo, a)
+        inside = _minutes_in(start[idx], minutes[idx], w0[rows], row_t[rows])
+        mins += np.bincount(rows, inside, len(a)).astype(np.int64)
+        return mins, cum_new[k] - cum_new[a]
 
     min_1d, _ = window((row_t // HOUR_NS - 23) * HOUR_NS)
     min_7d, count_7d = window((row_t // DAY_NS - 6) * DAY_NS)
 
-    # Recent movies: the last RECENT_WINDOW sessions, most recent first, first occurrence of each movie kept.
+    # Recent movies: the movies of the last RECENT_WINDOW session starts, most recent first, first
+    # occurrence of each movie kept (ingestion moves a movie to the front when a session of it starts).
+    starts = np.flatnonzero(new)
+    kn, s0n = cum_new[k], cum_new[s0]
     j = np.arange(RECENT_WINDOW)
-    idx = k[:, None] - 1 - j[None, :]
-    valid = idx >= s0[:, None]
-    mv = np.where(valid, movie[np.maximum(idx, 0)], np.iinfo(np.int32).max).astype(np.int64)
+    idx = kn[:, None] - 1 - j[None, :]
+    valid = idx >= s0n[:, None]
+    mv = np.where(valid, movie[starts[np.maximum(idx, 0)]], np.iinfo(np.int32).max).astype(np.int64)
     srt = np.argsort(mv * RECENT_WINDOW + j[None, :], axis=1)
     mv_sorted = np.take_along_axis(mv, srt, axis=1)
     dup_sorted = np.c_[np.zeros(len(mv), bool), mv_sorted[:, 1:] == mv_sorted[:, :-1]]
@@ -374,23 +423,24 @@ def user_rows(
     keep = valid & ~dup
     keep &= np.cumsum(keep, axis=1) <= RECENT_MAX
     recent_len = keep.sum(axis=1)
-    # Rows whose list may be cut short: more sessions than the window and fewer than 50 distinct in it.
-    short = int(np.sum(((k - s0) > RECENT_WINDOW) & (recent_len < RECENT_MAX)))
+    # Rows whose list may be cut short: more session starts than the window, fewer than 50 distinct in it.
+    short = int(np.sum(((kn - s0n) > RECENT_WINDOW) & (recent_len < RECENT_MAX)))
 
-    # Genre affinity: minutes x 1/len(genres) per genre, summed over the sessions ended by the stamp.
+    # Genre affinity: minutes x 1/len(genres) per genre, over the minutes watched by the stamp.
     cum_g = np.zeros((len(users) + 1, genre_share.shape[1]), np.float64)
     np.cumsum(genre_share[movie] * minutes[:, None], axis=0, out=cum_g[1:])
     g = cum_g[k] - cum_g[s0]
+    np.subtract.at(g, g_rows, genre_share[movie[g_idx]] * ahead[:, None])
     total = g.sum(axis=1, keepdims=True)
     affinity = np.where(total > 0, g / np.where(total > 0, total, 1.0), 0.0).astype(np.float32)
 
     rk = np.searchsorted(r_key, row_key, side="right")
     r0 = np.searchsorted(r_key, key(row_u, np.full(len(row_u), base_ns)), side="left")
     cum_stars = np.r_[0, np.cumsum(ratings["stars"], dtype=np.int64)]
-    first_start = np.minimum.reduceat(start, np.flatnonzero(np.r_[True, users[1:] != users[:-1]]))
+    first_start = start[np.flatnonzero(np.r_[True, users[1:] != users[:-1]])]
     return {
         "row_user": row_u, "row_ts": row_t, "min_1d": min_1d, "min_7d": min_7d, "count_7d": count_7d,
-        "count_total": k - s0, "recent_flat": mv[keep], "recent_len": recent_len, "affinity": affinity,
+        "count_total": kn - s0n, "recent_flat": mv[keep], "recent_len": recent_len, "affinity": affinity,
         "rating_count": rk - r0, "rating_sum": cum_stars[rk] - cum_stars[r0], "short_lists": short,
         "profile_user": np.unique(users), "profile_ts": first_start,
     }  # fmt: skip
@@ -469,9 +519,10 @@ def write_user_features(offline: Path, s: dict[str, Any], world: Any, slugs: pa.
     max_minutes = int(c.runtime.max())
 
     end = s["start"] + (s["minutes"] - 1) * MIN_NS
-    order = np.lexsort((end, s["user"]))
+    new = session_starts(s["user"], s["movie"], s["start"], end, SESSION_GAP_NS)
+    order = np.lexsort((s["start"], s["user"]))
     sess = {"user": s["user"][order], "movie": s["movie"][order], "minutes": s["minutes"][order].astype(np.int64),
-            "start": s["start"][order], "end": end[order]}  # fmt: skip
+            "start": s["start"][order], "new": new[order]}  # fmt: skip
     r = np.flatnonzero(s["rated"])
     r = r[np.lexsort((s["rate_ts"][r], s["user"][r]))]
     rates = {"user": s["user"][r], "ts": s["rate_ts"][r], "stars": s["stars"][r].astype(np.int64)}
