@@ -1,4 +1,4 @@
-"""`recsys models ...`: list, show, promote, roll back and set the challenger of registered ranker versions.
+"""`recsys models ...`: list, show, promote, roll back and set the challenger of registered versions (rankers and baselines).
 
 Exit codes: 0 done, 1 promotion refused (the reason is printed), 2 registry error (unknown
 version, nothing to roll back to, backend unreachable). MLflow is imported by the first command.
@@ -45,6 +45,16 @@ def _metric(info: ModelVersionInfo, key: str) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
+def _kind(info: ModelVersionInfo) -> str:
+    return info.kind if info.policy is None else f"{info.kind}: {info.policy}"
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    """A long reason cut for a table cell (`show` prints it whole)."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _checks_table(checks: tuple[GateCheck, ...]) -> Table:
     table = Table("gate", "verdict", "detail")
     for c in checks:
@@ -54,18 +64,20 @@ def _checks_table(checks: tuple[GateCheck, ...]) -> Table:
 
 @app.command("list")
 def list_versions() -> None:
-    """Every version, newest first: aliases, gate metrics, code commit, data hash."""
+    """Every version, newest first: aliases, kind, gate metrics, code commit, data hash, promotion reason."""
     from ranking.registry import COST20, NDCG20, P99_MS
 
     with _registry() as registry:
         versions = registry.list_versions()
         table = Table(title=f"{registry.name} ({registry.settings.tracking_uri})")
-    for col in ("version", "aliases", "created (UTC)", NDCG20, COST20, P99_MS, "commit", "data", "features"):
+    head = ("version", "aliases", "kind", "created (UTC)", NDCG20, COST20, P99_MS)
+    for col in (*head, "commit", "data", "features", "promoted because"):
         table.add_column(col, justify="right" if col in (NDCG20, COST20, P99_MS) else "left")
     for v in versions:
         table.add_row(
             str(v.version),
             ", ".join(v.aliases),
+            _kind(v),
             v.created_at.strftime("%Y-%m-%d %H:%M"),
             _metric(v, NDCG20),
             _metric(v, COST20),
@@ -73,17 +85,20 @@ def list_versions() -> None:
             _commit(v),
             v.tags.get("data_hash", "")[:10],
             v.tags.get("feature_service", ""),
+            _short(v.promotion_reason),
         )
     console.print(table if versions else f"no versions of {registry.name} yet")
 
 
 @app.command()
 def show(ref: Ref) -> None:
-    """One version: aliases, provenance tags, metrics, training params and where its files are."""
+    """One version: aliases, kind, promotion reason, provenance tags, metrics, training params, where its files are."""
     with _registry() as registry:
         info = registry.show(ref)
     table = Table("field", "value", title=f"{info.name} v{info.version}", show_lines=False)
     table.add_row("aliases", ", ".join(info.aliases) or "-")
+    table.add_row("kind", _kind(info))
+    table.add_row("promoted because", info.promotion_reason or "-")
     table.add_row("created", info.created_at.isoformat(timespec="seconds"))
     table.add_row("run", info.run_id)
     table.add_row("source", info.source)
@@ -100,10 +115,14 @@ def promote(
         bool,
         typer.Option("--force", help="Promote past failed metric gates (never past a failed smoke test)."),
     ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why (recorded on the version; `show` and `list` print it)."),
+    ] = None,
 ) -> None:
     """Make a version champion if it passes the smoke test and the metric gates; exit 1 with the reason if not."""
     with _registry() as registry:
-        result = registry.promote(ref, force=force)
+        result = registry.promote(ref, force=force, reason=reason)
     if result.checks:
         console.print(_checks_table(result.checks))
     if not result.accepted:

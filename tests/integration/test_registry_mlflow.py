@@ -21,7 +21,19 @@ import numpy as np
 import pytest
 
 from ranking.provenance import Provenance, data_snapshot
-from ranking.registry import CHAMPION, COST20, META_FILE, MODEL_FILE, NDCG20, P99_MS, ModelRegistry
+from ranking.registry import (
+    CANDIDATES_DIR,
+    CHAMPION,
+    COST20,
+    KIND_BASELINE,
+    KIND_RANKER,
+    META_FILE,
+    MODEL_FILE,
+    NDCG20,
+    P99_MS,
+    ModelRegistry,
+    smoke_test,
+)
 from ranking.settings import RankSettings
 from tests.integration.conftest import free_port
 
@@ -114,6 +126,39 @@ def test_register_promote_rollback_download_over_http(
     local = registry.download(CHAMPION)
     assert (local / MODEL_FILE).read_bytes() == (model_dir / MODEL_FILE).read_bytes()
     assert registry.load_provenance(2) == provenance
+
+
+def test_a_baseline_version_over_http(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A baseline policy (meta.json + candidates/, no model.txt) goes through the server like a ranker."""
+    model_dir = tmp_path / "baseline"
+    (model_dir / CANDIDATES_DIR).mkdir(parents=True)
+    (model_dir / CANDIDATES_DIR / "popularity.json").write_text('{"items": ["a+1999"]}')
+    meta = {
+        "kind": "baseline",
+        "policy": "item_item",
+        "features": [],
+        "default_lambda": 0.0,
+        "cost_scale": 1.0,
+    }
+    (model_dir / META_FILE).write_text(json.dumps({**meta, "unknown_cost": None}))
+    provenance = Provenance.collect(
+        Path(__file__).parent, "ranker_v1", tmp_path / "none.db", data_snapshot({}, tmp_path)
+    )
+    monkeypatch.setenv("RECSYS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("RECSYS_MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("RECSYS_RANK_MODEL_NAME", "baseline-over-http")  # not the other test's model
+    registry = ModelRegistry.open(RankSettings())
+    info = registry.register(model_dir, provenance, {NDCG20: 0.1, COST20: 1.0, P99_MS: 1.0})
+
+    result = registry.promote(info.version, smoke_test, force=True, reason="training verdict: CI above zero")
+    assert result.accepted and result.reason == "training verdict: CI above zero"
+    champion = registry.show(CHAMPION)
+    assert (champion.kind, champion.policy) == (KIND_BASELINE, "item_item")
+    assert champion.promotion_reason == "training verdict: CI above zero"
+    local = registry.download(CHAMPION)
+    assert sorted(p.name for p in local.iterdir()) == [CANDIDATES_DIR, META_FILE]
+    assert (local / META_FILE).read_bytes() == (model_dir / META_FILE).read_bytes()
+    assert KIND_RANKER not in {v.kind for v in registry.list_versions()}
 
 
 def _open_and_read(var: str) -> None:

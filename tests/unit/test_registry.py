@@ -1,4 +1,4 @@
-"""Model registry on a real MLflow (a SQLite file in a temp folder): provenance, gated promotion, rollback, CLI.
+"""Model registry on a real MLflow (a SQLite file in a temp folder): provenance, gated promotion, rollback, CLI, baselines.
 
 One database serves the whole module (creating MLflow's schema takes ~8 s here); each test gets
 its own registered model name, so tests do not see each other's versions or aliases.
@@ -22,13 +22,21 @@ from typer.testing import CliRunner
 from ranking.cli_models import app
 from ranking.provenance import UNKNOWN, Provenance, data_snapshot, feast_registry_version, git_commit
 from ranking.registry import (
+    BASELINE_POLICIES,
+    CANDIDATES_DIR,
     CHALLENGER,
     CHAMPION,
     COST20,
+    KIND_BASELINE,
+    KIND_RANKER,
+    KIND_TAG,
     META_FILE,
+    META_SHA256_TAG,
     MODEL_FILE,
     NDCG20,
     P99_MS,
+    PROMOTION_GATES_TAG,
+    PROMOTION_REASON_TAG,
     AliasConflictError,
     ModelArtifactError,
     ModelRegistry,
@@ -37,6 +45,8 @@ from ranking.registry import (
     VersionNotFoundError,
     check_gates,
     check_text_model,
+    read_features,
+    read_kind,
     smoke_test,
 )
 from ranking.settings import RankSettings, get_rank_settings
@@ -78,6 +88,44 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (dirs["truncated"] / MODEL_FILE).write_text(text[: len(text) // 3])
     (dirs["narrow"] / META_FILE).write_text(json.dumps({"features": FEATURES[:4]}))
     (dirs["no_meta"] / META_FILE).unlink()
+    return dirs
+
+
+def baseline_dir(root: Path, name: str, policy: object = "popularity", **meta: object) -> Path:
+    """A baseline policy's model directory: meta.json and a small candidates/ folder, no model.txt."""
+    folder = root / name
+    (folder / CANDIDATES_DIR).mkdir(parents=True)
+    (folder / CANDIDATES_DIR / "popularity.json").write_text('{"items": ["a+1999", "b+2001"]}')
+    (folder / CANDIDATES_DIR / "popularity.npz").write_bytes(b"PK\x05\x06" + bytes(18))
+    fields = {"kind": "baseline", "policy": policy, "features": [], "default_lambda": 0.5, "cost_scale": 1.2}
+    (folder / META_FILE).write_text(json.dumps({**fields, "unknown_cost": None, **meta}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def baselines(tmp_path_factory: pytest.TempPathFactory, models: dict[str, Path]) -> dict[str, Path]:
+    """A good baseline directory per policy, plus broken ones."""
+    root = tmp_path_factory.mktemp("baselines")
+    dirs = {policy: baseline_dir(root, policy, policy) for policy in BASELINE_POLICIES}
+    dirs["unknown_policy"] = baseline_dir(root, "unknown_policy", "most_watched")
+    dirs["no_policy"] = baseline_dir(root, "no_policy", None)
+    dirs["no_candidates"] = baseline_dir(root, "no_candidates")
+    shutil.rmtree(dirs["no_candidates"] / CANDIDATES_DIR)
+    dirs["empty_candidates"] = baseline_dir(root, "empty_candidates")
+    for f in (dirs["empty_candidates"] / CANDIDATES_DIR).iterdir():
+        f.unlink()
+    dirs["with_trees"] = baseline_dir(root, "with_trees")  # a ranker mislabelled as a baseline
+    shutil.copy(models["good"] / MODEL_FILE, dirs["with_trees"] / MODEL_FILE)
+    dirs["bad_lambda"] = baseline_dir(root, "bad_lambda", default_lambda="high")
+    dirs["unknown_kind"] = baseline_dir(root, "unknown_kind", kind="heuristic")
+    dirs["kind_forgotten"] = baseline_dir(root, "kind_forgotten")
+    meta = json.loads((dirs["kind_forgotten"] / META_FILE).read_text())
+    (dirs["kind_forgotten"] / META_FILE).write_text(
+        json.dumps({k: v for k, v in meta.items() if k != "kind"})
+    )
+    dirs["ranker_no_model"] = root / "ranker_no_model"  # a ranker's meta.json, no model.txt
+    dirs["ranker_no_model"].mkdir()
+    shutil.copy(models["good"] / META_FILE, dirs["ranker_no_model"] / META_FILE)
     return dirs
 
 
@@ -259,7 +307,8 @@ def test_download_verifies_the_registered_hash(
     info = registry.register(models["good"], provenance, metrics())
     local = registry.download(info.version)
     (local / MODEL_FILE).write_text("tree\n")  # a damaged cached copy is fetched again
-    assert registry.download(info.version) == local and smoke_test(local) is None
+    assert registry.download(info.version) == local
+    smoke_test(local)
     stored = Path(info.source.removeprefix("file://")) / MODEL_FILE
     stored.write_bytes(stored.read_bytes().replace(b"Tree=2", b"Tree=9"))
     shutil.rmtree(local)
@@ -306,6 +355,112 @@ def test_challenger_alias(registry: ModelRegistry, models: dict[str, Path], prov
     assert registry.clear_challenger() is None
 
 
+# --- baseline policies ------------------------------------------------------------------------
+
+
+def test_the_smoke_test_tells_baseline_and_ranker_directories_apart(
+    models: dict[str, Path], baselines: dict[str, Path]
+) -> None:
+    assert read_kind(models["good"]) == (KIND_RANKER, None)  # a meta.json without "kind" is a ranker's
+    for policy in BASELINE_POLICIES:
+        assert read_kind(baselines[policy]) == (KIND_BASELINE, policy)
+        assert read_features(baselines[policy]) == []
+        smoke_test(baselines[policy])
+    refused = {
+        "unknown_policy": "'most_watched', want one of popularity",
+        "no_policy": "baseline 'policy' is None",
+        "no_candidates": "needs a non-empty candidates/",
+        "empty_candidates": "needs a non-empty candidates/",
+        "with_trees": "a baseline has no model.txt",
+        "bad_lambda": "'default_lambda' is 'high'",
+        "unknown_kind": "'kind' is 'heuristic'",
+        "kind_forgotten": "a ranker has no 'policy'",
+        "ranker_no_model": "lacks model.txt",
+    }
+    for name, message in refused.items():
+        with pytest.raises(SmokeTestError, match=re.escape(message)):
+            smoke_test(baselines[name])
+            pytest.fail(f"{name} passed the smoke test")
+
+
+def test_a_baseline_is_a_registered_version_served_by_the_same_api(
+    registry: ModelRegistry, models: dict[str, Path], baselines: dict[str, Path], provenance: Provenance
+) -> None:
+    ranker = registry.register(models["good"], provenance, metrics())
+    assert (ranker.kind, ranker.policy, ranker.tags[KIND_TAG]) == (KIND_RANKER, None, KIND_RANKER)
+    assert registry.promote(ranker.version).accepted
+    for name in ("no_candidates", "unknown_policy", "with_trees"):
+        with pytest.raises(ModelArtifactError):
+            registry.register(baselines[name], provenance, metrics())
+    assert [v.version for v in registry.list_versions()] == [1]
+
+    info = registry.register(baselines["recency_popularity"], provenance, metrics(ndcg20=0.2))
+    shown = registry.show(info.version)  # read back from MLflow, not the object register built
+    assert (shown.kind, shown.policy) == (KIND_BASELINE, "recency_popularity")
+    assert shown.tags["git_commit"] == provenance.git_commit and "model_sha256" not in shown.tags
+    assert [(v.version, v.kind, v.policy) for v in registry.list_versions()] == [
+        (2, KIND_BASELINE, "recency_popularity"),
+        (1, KIND_RANKER, None),
+    ]
+    local = registry.download(info.version)
+    assert sorted(p.name for p in local.iterdir()) == [CANDIDATES_DIR, META_FILE]
+    assert read_kind(local) == (KIND_BASELINE, "recency_popularity")
+
+    assert not registry.promote(2).accepted  # the gates judge a baseline like any version
+    why = "bootstrap over 5,000 users: NDCG@20 +0.004 [0.001, 0.007] over the ranker"
+    result = registry.promote(2, smoke_test, force=True, reason=why)
+    assert result.accepted and result.forced and result.reason == why and result.previous == 1
+    champion = registry.resolve(CHAMPION)
+    assert champion is not None and (champion.version, champion.kind) == (2, KIND_BASELINE)
+    assert champion.promotion_reason == why
+    assert champion.tags[PROMOTION_GATES_TAG].startswith("forced past failed gates: ndcg20 0.2000")
+    assert registry.rollback().to_version == 1
+
+    # Versions registered before kinds existed carry no tag: they read back as rankers and still download.
+    registry.client.delete_model_version_tag(registry.name, "1", KIND_TAG)
+    old = registry.show(1)
+    assert (old.kind, old.policy) == (KIND_RANKER, None) and KIND_TAG not in old.tags
+    smoke_test(registry.download(1))
+
+
+def test_download_refuses_a_baseline_whose_stored_meta_changed(
+    registry: ModelRegistry, baselines: dict[str, Path], provenance: Provenance
+) -> None:
+    for _ in range(2):
+        info = registry.register(baselines["popularity"], provenance, metrics())
+        stored = Path(info.source.removeprefix("file://")) / META_FILE
+        stored.write_text(stored.read_text().replace('"default_lambda": 0.5', '"default_lambda": 5.0'))
+    with pytest.raises(ModelArtifactError, match=r"meta\.json does not match its registered SHA-256"):
+        registry.download(1)
+    refused = registry.promote(1, force=True, reason="would be ignored")
+    assert not refused.accepted and "SHA-256" in refused.reason
+    # Without the hash (a tag lost), the files' kind and policy must still match the version's tags.
+    registry.client.delete_model_version_tag(registry.name, "2", META_SHA256_TAG)
+    stored.write_text(stored.read_text().replace('"popularity"', '"als"'))
+    with pytest.raises(
+        ModelArtifactError, match="files are a baseline als, registered as a baseline popularity"
+    ):
+        registry.download(2)
+    assert registry.aliases() == {}
+
+
+def test_promotion_reason_is_recorded_and_the_gate_verdict_kept(
+    registry: ModelRegistry, models: dict[str, Path], provenance: Provenance
+) -> None:
+    for m in (metrics(), metrics(ndcg20=0.31)):
+        registry.register(models["good"], provenance, m)
+    plain = registry.promote(1)
+    assert plain.reason == "passed smoke test and gates"
+    assert registry.show(1).promotion_reason == plain.reason  # no reason given: the verdict, as before
+    result = registry.promote(2, reason="  operator: ticket 42  ")
+    assert result.accepted and not result.forced and result.reason == "operator: ticket 42"
+    tags = registry.show(2).tags
+    assert tags[PROMOTION_REASON_TAG] == "operator: ticket 42"
+    assert tags[PROMOTION_GATES_TAG] == "passed smoke test and gates"
+    assert registry.promote(2, reason="again").reason.endswith("nothing changed")
+    assert registry.show(2).promotion_reason == "operator: ticket 42"  # nothing changed: nothing recorded
+
+
 # --- CLI --------------------------------------------------------------------------------------
 
 
@@ -335,6 +490,34 @@ def test_cli_list_show_promote_rollback_challenger(
     assert "champion: v2 -> v1" in run("rollback")
     assert "error:" in run("show", "9", code=2)
     assert "forced past failed gates" in run("promote", "3", "--force")
+    assert re.search(r"promoted because\s+│ forced past failed gates", run("show", "3"))
+
+
+def test_cli_shows_kind_policy_and_promotion_reason(
+    env: str, models: dict[str, Path], baselines: dict[str, Path], provenance: Provenance
+) -> None:
+    registry = ModelRegistry.open()
+    registry.register(models["good"], provenance, metrics())
+    registry.register(baselines["item_item"], provenance, metrics(ndcg20=0.1))
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    assert "champion: none -> v1" in run("promote", "1")
+    why = "training verdict: the bootstrap CI of the NDCG gain lies above zero"
+    assert why in run("promote", "2", "--force", "--reason", why)
+    shown = run("show", "2")
+    assert re.search(r"kind\s+│ baseline: item_item", shown)
+    assert re.search(rf"promoted because\s+│ {why}", shown)
+    assert "tag promotion_gates" in shown and "forced past failed gates" in shown
+    listing = run("list")
+    assert re.search(r"2\s+│\s+champion\s+│\s+baseline: item_item", listing)
+    assert re.search(r"1\s+│\s+│\s+ranker\s+│", listing)
+    assert why[:40] in listing and "passed smoke test and gates" in listing
+    assert re.search(r"kind\s+│ ranker", run("show", "1"))
 
 
 # --- provenance and settings ------------------------------------------------------------------
