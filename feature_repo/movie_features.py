@@ -36,6 +36,11 @@ movie_popularity = FeatureView(
             description="Mean share of the runtime watched (each session capped at 1) over the sessions "
             "that ended in the last 7 days, 0..1; null without a known runtime or an ended session.",
         ),
+        Field(
+            name="first_play_ts",
+            dtype=Int64,
+            description="Unix seconds of the movie's first play in the stream (how new it is on the service).",
+        ),
     ],
     source=movie_popularity_push_source,
     online=True,

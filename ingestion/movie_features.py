@@ -110,6 +110,10 @@ def _popularity(
     ).to_arrow_table()
     hours = rows["hour"].to_numpy().astype(np.int64)
     ts_ns = np.where(hours == now_h, now_ns, (hours + 1) * HOUR_NS)
+    # The movie's first play ever (every play so far is in `c`): at or before any row's stamp,
+    # since a row exists only once the movie was played, so the value is point-in-time safe.
+    first = con.sql("SELECT movie_id, min(first_ns) // 1000000000 AS s FROM c GROUP BY ALL").to_arrow_table()
+    first_at = pc.index_in(rows["movie_id"], first["movie_id"])
     return pa.table(
         {
             "movie_id": rows["movie_id"],
@@ -118,6 +122,7 @@ def _popularity(
             "plays_24h": rows["plays_24h"],
             "plays_7d": rows["plays_7d"],
             "completion_rate": rows["completion_rate"],
+            "first_play_ts": pc.take(first["s"], first_at).cast(pa.int64()),
         }
     )
 

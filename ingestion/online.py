@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from feature_repo.online_signal import MOVIE_VIEWS, bump
+from feature_repo.online_signal import MOVIE_VIEWS, advance_clock, bump
 from ingestion.rebuild import RebuildReport, rebuild
 
 
@@ -35,6 +36,10 @@ class FeastOnlineWriter:
         """Upsert through Feast so keys and serialisation match what serving reads."""
         self.store.write_to_online_store(view, rows.to_pandas())
         self._changed([view])
+        if self.signal is not None and rows.num_rows and "event_timestamp" in rows.column_names:
+            latest = pc.max(rows["event_timestamp"]).as_py()
+            if latest is not None:
+                advance_clock(self.signal, latest.timestamp())
 
     def _changed(self, views: list[str]) -> None:
         if self.signal is not None and any(v in MOVIE_VIEWS for v in views):

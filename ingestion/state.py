@@ -77,8 +77,8 @@ class UserState:
         """
         agg = self._get(user_id)
         last = agg.open_movies.get(movie_id)
-        if last is not None and last[1] == minute:
-            return  # a duplicated line: count the minute once
+        if last is not None and last[1] == minute and abs(ts_ns - last[0]) <= self._gap_ns:
+            return  # a duplicated line: count the minute once (a restart at that minute later is a new watch)
         new_session = last is None or abs(ts_ns - last[0]) > self._gap_ns
         hour, day = ts_ns // HOUR_NS, ts_ns // DAY_NS
         agg.minutes_total += 1

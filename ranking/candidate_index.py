@@ -1,19 +1,23 @@
-"""The candidate generators packed for one user at a time: the serving side of `dataset.candidates`.
+"""The candidate generators packed for one user at a time: what training, evaluation and serving all call.
 
-Training builds candidates for thousands of users in one pandas pass (`dataset.candidates`:
-popularity and ALS `recommend`, then the RRF `merge_candidates`). Serving needs the same
-candidates, with the same `rank_pop`, `rank_als` and `score_als` features, for one user in well
-under a millisecond. `CandidateIndex` holds the fitted generators as flat NumPy arrays over one
-movie vocabulary and reproduces that pipeline for a single user; a unit test checks it against
-`dataset.candidates` row for row.
+`CandidateIndex` holds, over one sorted movie vocabulary, the fitted generators as flat NumPy
+arrays: recency-decayed popularity (the tuned half-life), all-time popularity, ALS factors with
+each user's watched set, and the pruned item-item similarity. `candidates(user, recent)` gives
+one user's merged candidates with their per-source features in well under a millisecond; the
+training set, the offline evaluation and the service call this same method, so the lists a
+model is judged on are the lists it serves.
+
+Item-item scores come from the user's *recent* watches (the Feast feature
+`user_watch_stats__recent_movie_ids`, most recent first, each weighted RECENT_DECAY ** position),
+not from the index's frozen history: at serving time that list is fresher than the index.
 
 An index is fit as of a time (`build`: history strictly before it), saved next to the model it
-was trained with (`<model>/candidates/`, plain `.npz` + JSON, no pickle) and swapped with it, so
-the model always sees candidate features from the generators it learned them from.
+was trained with (`<model>/candidates/`, plain `.npz` + JSON, no pickle) and swapped with it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -21,59 +25,121 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
 
-from ranking.candidates import ALSConfig, ALSGenerator, PopularityGenerator
-from ranking.candidates.merge import MISSING_RANK, RRF_K
+from ranking.candidates import (
+    ALSConfig,
+    ALSGenerator,
+    ItemItemConfig,
+    ItemItemGenerator,
+    PopularityConfig,
+    PopularityGenerator,
+)
+from ranking.candidates.merge import MISSING_RANK
 from ranking.interactions import history
-from ranking.registry import CANDIDATES_DIR
 
-INDEX_DIR: Final = CANDIDATES_DIR
+INDEX_DIR: Final = "candidates"
 """Sub-folder of a model directory that holds its candidate index (the registry ships it with the model)."""
-K_POP: Final = 50
-"""Popularity candidates per user (as in training)."""
-K_ALS: Final = 100
-"""ALS candidates per user (as in training)."""
-K_TOTAL: Final = 120
-"""Merged candidates per user (as in training)."""
+ALL_TIME_DAYS: Final = 1e9
+"""Half-life that makes popularity an all-time play count (the plain popularity baseline)."""
+RECENT_DECAY: Final = 0.85
+"""Weight of the i-th most recent watch in item-item scoring (0.85 ** i): recent taste counts most."""
+LAST_N: Final = 5
+"""Most recent watches the `sim_*_last` features compare a candidate with."""
+_FORMAT: Final = "ranking.candidate_index/2"
+_META: Final = "index.json"
+_SIM: Final = "item_sim.npz"
+
+GENERATORS: Final[tuple[str, ...]] = ("pop", "als", "item")
+"""Generators merged into the candidate set, in feature-column order."""
+POLICIES: Final[dict[str, str]] = {
+    "popularity": "pop_all",
+    "recency_popularity": "pop",
+    "als": "als",
+    "item_item": "item",
+}
+"""Baseline policies (a list one generator makes alone) -> the generator that makes it."""
+
+
+class IndexConfig(BaseModel):
+    """How many candidates each generator proposes, and the popularity half-life."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    half_life_days: float = Field(
+        7.0, gt=0, description="Recency popularity: age at which a play counts half."
+    )
+    k_pop: int = Field(40, ge=0, description="Recency-popularity candidates per user.")
+    k_als: int = Field(60, ge=0, description="ALS candidates per user.")
+    k_item: int = Field(60, ge=0, description="Item-item candidates per user (from their recent watches).")
 
 
 @dataclass(frozen=True)
 class UserCandidates:
-    """One user's merged candidates, best fused rank first, as positions in `CandidateIndex.items`."""
+    """One user's candidates (union of the generators' lists) as positions in `CandidateIndex.items`."""
 
     items: npt.NDArray[np.int64]
-    rank_pop: npt.NDArray[np.int64]
-    rank_als: npt.NDArray[np.int64]
-    score_als: npt.NDArray[np.float64]
+    features: dict[str, npt.NDArray[np.float64]]
+    """Per-candidate columns: rank_<gen>, score_<gen>, sim_als_last, sim_item_last."""
     known_user: bool
-    """The ALS model knows the user (else only popularity candidates)."""
+    """The ALS model knows the user."""
 
     def sources(self) -> dict[str, int]:
         """Candidates each generator contributed, for the provenance record."""
-        return {
-            "pop": int((self.rank_pop != MISSING_RANK).sum()),
-            "als": int((self.rank_als != MISSING_RANK).sum()),
-        }
+        return {g: int((self.features[f"rank_{g}"] != MISSING_RANK).sum()) for g in GENERATORS}
+
+
+CANDIDATE_FEATURES: Final[tuple[str, ...]] = (
+    "rank_pop",
+    "score_pop",
+    "rank_als",
+    "score_als",
+    "rank_item",
+    "score_item",
+    "sim_als_last",
+    "sim_item_last",
+)
+"""The per-candidate columns `UserCandidates.features` holds (ranker inputs)."""
+
+
+def _top(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+    """Positions of the k best finite scores, best first, ties to the smaller position."""
+    finite = int(np.isfinite(scores).sum())
+    k = min(k, finite)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    top = top[np.isfinite(scores[top])]
+    return np.asarray(top[np.lexsort((top, -scores[top]))], dtype=np.int64)
 
 
 class CandidateIndex:
-    """Popularity order, ALS factors and each user's watched set over one sorted movie vocabulary."""
+    """Popularity orders, ALS factors, watched sets and item-item similarity over one sorted vocabulary."""
 
-    def __init__(self, popularity: PopularityGenerator, als: ALSGenerator) -> None:
-        """Pack fitted generators (see `build` and `load`)."""
-        self.popularity, self.als = popularity, als
-        pop_items = np.asarray(popularity.item_scores().index, dtype=object)
-        vocab = pd.Index(sorted(set(pop_items.tolist()) | set(als.item_ids.tolist())), dtype=object)
+    def __init__(
+        self,
+        popularity: PopularityGenerator,
+        popularity_all: PopularityGenerator,
+        als: ALSGenerator,
+        similar: sp.csr_matrix,
+        config: IndexConfig,
+    ) -> None:
+        """Pack fitted generators; `similar` is over the vocabulary (see `build` and `load`)."""
+        self.popularity, self.popularity_all, self.als, self.config = popularity, popularity_all, als, config
+        vocab = pd.Index(sorted(set(map(str, popularity.item_scores().index)) | set(als.item_ids.tolist())))
         self.items: npt.NDArray[Any] = vocab.to_numpy(dtype=object)
-        """Movie ids, sorted (the merge's last tie-break is this order)."""
+        """Movie ids, sorted."""
         self.position: dict[str, int] = {str(m): i for i, m in enumerate(self.items)}
-        # Popularity: vocabulary positions in rank order.
-        self._pop_order = vocab.get_indexer(pd.Index(pop_items, dtype=object)).astype(np.int64)
-        # ALS: its item rows -> vocabulary positions; factors; watched sets as CSR over ALS items.
+        n = len(vocab)
+        self._pop_score = self._dense(popularity.item_scores(), vocab)
+        self._pop_all_score = self._dense(popularity_all.item_scores(), vocab)
         self._als_to_vocab = vocab.get_indexer(als.item_ids).astype(np.int64)
-        self._vocab_to_als = np.full(len(vocab), -1, dtype=np.int64)
-        self._vocab_to_als[self._als_to_vocab] = np.arange(len(self._als_to_vocab))
-        self._item_factors = np.ascontiguousarray(als.item_factors, dtype=np.float32)
+        factors = np.zeros((n, als.item_factors.shape[1] if len(als.item_ids) else 0), dtype=np.float32)
+        factors[self._als_to_vocab] = als.item_factors
+        self._item_factors = factors
+        norms = np.linalg.norm(factors, axis=1)
+        self._unit_factors = factors / np.where(norms > 0, norms, 1.0)[:, None]
         self._user_factors = np.ascontiguousarray(als.user_factors, dtype=np.float32)
         # Sorted user ids and their factor rows: a binary search per request (a dict of 1M ids costs ~100 MB).
         users = np.asarray(als.user_ids, dtype=np.int64)
@@ -81,27 +147,70 @@ class CandidateIndex:
         self._users_sorted = users[self._user_order]
         liked = als._liked.tocsr()  # the generator's own training matrix
         self._liked_indptr, self._liked_indices = liked.indptr, liked.indices
+        self._similar = similar.tocsr().astype(np.float32)
+        if self._similar.shape != (n, n):
+            raise ValueError(f"item similarity is {self._similar.shape}, vocabulary has {n} movies")
+
+    @staticmethod
+    def _dense(scores: pd.Series, vocab: pd.Index) -> npt.NDArray[np.float64]:
+        out = np.full(len(vocab), -np.inf)
+        at = vocab.get_indexer(pd.Index(scores.index.astype(str)))
+        out[at[at >= 0]] = scores.to_numpy(dtype=np.float64)[at >= 0]
+        return out
 
     @classmethod
     def build(
-        cls, sessions: pd.DataFrame, as_of: pd.Timestamp, als: ALSConfig | None = None
+        cls,
+        sessions: pd.DataFrame,
+        as_of: pd.Timestamp,
+        als: ALSConfig | None = None,
+        config: IndexConfig | None = None,
+        fit_users: npt.NDArray[np.int64] | None = None,
+        hist: pd.DataFrame | None = None,
     ) -> CandidateIndex:
-        """Fit both generators on sessions that ended before `as_of`, as `dataset.fit_generators` does."""
+        """Fit every generator on sessions that ended before `as_of`.
+
+        `fit_users`: restrict ALS and item-item to these users' history (training samples users
+        per cut-off to bound the fit time); popularity always counts everyone.
+        """
+        cfg = config or IndexConfig()
         hist = history(sessions, as_of)
-        pop = PopularityGenerator().fit(hist, now=as_of, cutoff=as_of)
-        return cls(pop, ALSGenerator(als).fit(hist, cutoff=as_of))
+        pop = PopularityGenerator(PopularityConfig(half_life_days=cfg.half_life_days)).fit(
+            hist, now=as_of, cutoff=as_of
+        )
+        pop_all = PopularityGenerator(PopularityConfig(half_life_days=ALL_TIME_DAYS)).fit(
+            hist, now=as_of, cutoff=as_of
+        )
+        fit_hist = hist if fit_users is None else hist[hist["user_id"].isin(fit_users)]
+        als_gen = ALSGenerator(als).fit(fit_hist, cutoff=as_of)
+        item = ItemItemGenerator(ItemItemConfig(max_history=50)).fit(fit_hist, cutoff=as_of)
+        vocab = pd.Index(sorted(set(map(str, pop.item_scores().index)) | set(als_gen.item_ids.tolist())))
+        return cls(pop, pop_all, als_gen, _to_vocab(item, vocab), cfg)
 
     def save(self, directory: Path) -> Path:
-        """Write both generators under `directory` (created); returns it."""
+        """Write every generator under `directory` (created); returns it."""
         directory.mkdir(parents=True, exist_ok=True)
         self.popularity.save(directory)
+        self.popularity_all.save(directory / "all_time")
         self.als.save(directory)
+        sp.save_npz(directory / _SIM, self._similar, compressed=False)
+        (directory / _META).write_text(json.dumps({"format": _FORMAT, "config": self.config.model_dump()}))
         return directory
 
     @classmethod
     def load(cls, directory: Path) -> CandidateIndex:
         """Read an index written by `save`."""
-        return cls(PopularityGenerator.load(directory), ALSGenerator.load(directory))
+        meta = json.loads((directory / _META).read_text())
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{directory}: candidate index format {meta.get('format')!r}, want {_FORMAT!r}")
+        similar = sp.load_npz(directory / _SIM)
+        return cls(
+            PopularityGenerator.load(directory),
+            PopularityGenerator.load(directory / "all_time"),
+            ALSGenerator.load(directory),
+            similar,
+            IndexConfig.model_validate(meta["config"]),
+        )
 
     @property
     def n_users(self) -> int:
@@ -109,8 +218,8 @@ class CandidateIndex:
         return len(self._users_sorted)
 
     def popular(self, k: int) -> npt.NDArray[np.int64]:
-        """The k most popular movies as vocabulary positions (for fallbacks and cold start)."""
-        return self._pop_order[: max(k, 0)]
+        """The k most popular movies (recency-decayed) as vocabulary positions (fallbacks and cold start)."""
+        return _top(self._pop_score, k)
 
     def watched(self, user_id: int) -> npt.NDArray[np.int64]:
         """Vocabulary positions of what the user had watched when the index was fit."""
@@ -121,65 +230,98 @@ class CandidateIndex:
         positions: npt.NDArray[np.int64] = self._als_to_vocab[cols]
         return positions
 
+    def positions(self, movies: list[str]) -> npt.NDArray[np.int64]:
+        """Vocabulary positions of movie ids, in order, unknown ones dropped."""
+        pos = [self.position.get(m, -1) for m in movies]
+        return np.asarray([p for p in pos if p >= 0], dtype=np.int64)
+
     def _row(self, user_id: int) -> int:
         at = int(np.searchsorted(self._users_sorted, user_id))
         if at < len(self._users_sorted) and self._users_sorted[at] == user_id:
             return int(self._user_order[at])
         return -1
 
-    def candidates(
-        self,
-        user_id: int,
-        also_seen: npt.NDArray[np.int64] | None = None,
-        k_pop: int = K_POP,
-        k_als: int = K_ALS,
-        k_total: int = K_TOTAL,
-    ) -> UserCandidates:
-        """Merged candidates for one user, excluding what they watched (index history + `also_seen`).
-
-        Works on the few hundred positions involved, not on arrays over the whole vocabulary:
-        at 20,000 movies the full-size version cost ~1 ms per request, this one a fraction.
-        """
+    def _scores(self, user_id: int, recent: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.float64]]:
+        """Every generator's score over the whole vocabulary (-inf: not proposable)."""
         n = len(self.items)
         row = self._row(user_id)
-        seen_parts = [self.watched(user_id)] if row >= 0 else []
-        if also_seen is not None and len(also_seen):
-            seen_parts.append(also_seen[(also_seen >= 0) & (also_seen < n)])
-        seen_pos = np.concatenate(seen_parts) if seen_parts else np.empty(0, dtype=np.int64)
-        seen = np.zeros(n, dtype=bool)
-        seen[seen_pos] = True
-        # Popularity: at most len(seen_pos) of the first k_pop + len(seen_pos) are filtered out.
-        pop_pos = np.empty(0, dtype=np.int64)
-        if k_pop > 0:
-            head = self._pop_order[: k_pop + len(seen_pos)]
-            pop_pos = head[~seen[head]][:k_pop]
-        als_pos = np.empty(0, dtype=np.int64)
-        als_scores = np.empty(0, dtype=np.float32)
-        if row >= 0 and k_als > 0 and len(self._item_factors):
-            scores = self._item_factors @ self._user_factors[row]
-            als_seen = self._vocab_to_als[seen_pos]
-            scores[als_seen[als_seen >= 0]] = -np.inf
-            k = min(k_als, int(np.isfinite(scores).sum()))
-            if k > 0:
-                top = (
-                    np.argpartition(scores, len(scores) - k)[-k:]
-                    if k < len(scores)
-                    else np.arange(len(scores))
-                )
-                top = top[np.lexsort((top, -scores[top]))]
-                als_pos, als_scores = self._als_to_vocab[top], scores[top]
-        proposed = np.union1d(pop_pos, als_pos).astype(np.int64)  # sorted: the movie-id tie-break order
-        m = len(proposed)
-        rp = np.full(m, MISSING_RANK, dtype=np.int64)
-        rp[np.searchsorted(proposed, pop_pos)] = np.arange(1, len(pop_pos) + 1)
-        ra = np.full(m, MISSING_RANK, dtype=np.int64)
-        sa = np.full(m, np.nan)
-        at = np.searchsorted(proposed, als_pos)
-        ra[at] = np.arange(1, len(als_pos) + 1)
-        sa[at] = als_scores
-        fused = np.where(rp != MISSING_RANK, 1.0 / (RRF_K + rp), 0.0) + np.where(
-            ra != MISSING_RANK, 1.0 / (RRF_K + ra), 0.0
-        )
-        # As merge_candidates: fused score descending, then best single rank, then movie id.
-        order = np.lexsort((proposed, np.minimum(rp, ra), -fused))[:k_total]
-        return UserCandidates(proposed[order], rp[order], ra[order], sa[order], row >= 0)
+        als = np.full(n, -np.inf)
+        if row >= 0 and self._item_factors.shape[1]:
+            als[self._als_to_vocab] = self._item_factors[self._als_to_vocab] @ self._user_factors[row]
+        item = np.full(n, -np.inf)
+        if len(recent):
+            weights = RECENT_DECAY ** np.arange(len(recent), dtype=np.float64)
+            summed = np.asarray(self._similar[recent].T @ weights, dtype=np.float64).ravel()
+            item = np.where(summed > 0, summed, -np.inf)
+        return {
+            "pop": self._pop_score.copy(),
+            "pop_all": self._pop_all_score.copy(),
+            "als": als,
+            "item": item,
+        }
+
+    def _seen(self, user_id: int, recent: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.concatenate([self.watched(user_id), recent]).astype(np.int64)
+
+    def generator_list(
+        self, policy: str, user_id: int, recent: npt.NDArray[np.int64], k: int
+    ) -> npt.NDArray[np.int64]:
+        """A baseline policy's top k for the user (seen excluded), topped up with recency popularity."""
+        scores = self._scores(user_id, recent)
+        seen = self._seen(user_id, recent)
+        own = scores[POLICIES[policy]]
+        own[seen] = -np.inf
+        top = _top(own, k)
+        if len(top) < k:
+            pop = scores["pop"]
+            pop[seen] = -np.inf
+            pop[top] = -np.inf
+            top = np.concatenate([top, _top(pop, k - len(top))])
+        return top
+
+    def candidates(self, user_id: int, recent: npt.NDArray[np.int64] | None = None) -> UserCandidates:
+        """The union of every generator's top k for the user, without what they watched.
+
+        `recent`: vocabulary positions of the user's recent watches, most recent first (Feast's
+        `recent_movie_ids`), used for item-item scores, the `sim_*_last` features and exclusion.
+        Candidates are ordered by vocabulary position (the ranker orders them).
+        """
+        recent = np.empty(0, dtype=np.int64) if recent is None else np.asarray(recent, dtype=np.int64)
+        scores = self._scores(user_id, recent)
+        seen = self._seen(user_id, recent)
+        tops: dict[str, npt.NDArray[np.int64]] = {}
+        for gen, k in (("pop", self.config.k_pop), ("als", self.config.k_als), ("item", self.config.k_item)):
+            s = scores[gen]
+            s[seen] = -np.inf
+            tops[gen] = _top(s, k)
+        proposed = np.unique(np.concatenate(list(tops.values()))).astype(np.int64)
+        features: dict[str, npt.NDArray[np.float64]] = {}
+        for gen, top in tops.items():
+            rank = np.full(len(proposed), float(MISSING_RANK))
+            rank[np.searchsorted(proposed, top)] = np.arange(1, len(top) + 1)
+            features[f"rank_{gen}"] = rank
+            own = scores[gen][proposed]
+            features[f"score_{gen}"] = np.where(np.isfinite(own), own, np.nan)
+        features["score_pop"] = np.log1p(np.maximum(features["score_pop"], 0.0))
+        last = recent[:LAST_N]
+        if len(last) and self._unit_factors.shape[1]:
+            cos = self._unit_factors[proposed] @ self._unit_factors[last].T
+            features["sim_als_last"] = cos.max(axis=1).astype(np.float64)
+            sims = np.asarray(self._similar[last][:, proposed].todense())
+            features["sim_item_last"] = sims.max(axis=0).astype(np.float64)
+        else:
+            features["sim_als_last"] = np.full(len(proposed), np.nan)
+            features["sim_item_last"] = np.full(len(proposed), np.nan)
+        return UserCandidates(proposed, features, self._row(user_id) >= 0)
+
+
+def _to_vocab(item: ItemItemGenerator, vocab: pd.Index) -> sp.csr_matrix:
+    """The item-item similarity re-indexed onto the index's vocabulary (movies it never saw: empty rows)."""
+    at = vocab.get_indexer(item.item_ids).astype(np.int64)
+    sim = item.similarity.tocoo()
+    keep = (at[sim.row] >= 0) & (at[sim.col] >= 0)
+    return sp.csr_matrix(
+        (sim.data[keep], (at[sim.row[keep]], at[sim.col[keep]])),
+        shape=(len(vocab), len(vocab)),
+        dtype=np.float32,
+    )

@@ -1,12 +1,14 @@
 """Leakage-safe training sets: cut-offs, candidates from the past, labels from the future, Feast point-in-time features.
 
 For each cut-off c (train cut-offs, then one validation and one test cut-off, in time order):
-- generators are fit on sessions that *ended* before c (`interactions.history`), each cut-off
-  on its own history (a fit is never shared between cut-offs: that would leak);
+- a `CandidateIndex` (recency popularity, all-time popularity, ALS, item-item) is fit on
+  sessions that *ended* before c (`interactions.history`), each cut-off on its own history (a
+  fit is never shared between cut-offs: that would leak);
 - the examples are users with history before c and something in [c, c + horizon) (at most
-  `max_users` of them, drawn uniformly), each with up to `k_total` candidates that exclude
-  what they had already watched (`seen` is built for those users only);
-- ALS is fit on the example users' history plus a uniform sample of the other users with
+  `max_users` of them, drawn uniformly); their Feast user features at c are joined first, and
+  each user's candidates come from `CandidateIndex.candidates(user, recent watches)`, the very
+  call the service makes per request, so training, evaluation and serving see the same lists;
+- ALS and item-item are fit on the example users' history plus a uniform sample of the other users with
   history, `als_users` in all (`ALS_USERS`): the example users get factors of their own, the
   movie factors come from a large sample; the cost of a fit grows with its users and plays.
   Only sessions before c go in; which users are in follows the example selection (users
@@ -23,6 +25,7 @@ For each cut-off c (train cut-offs, then one validation and one test cut-off, in
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -31,16 +34,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from ranking import columns as C  # noqa: N812 (the Recommenders idiom: C.USER, C.ITEM)
-from ranking.candidates import (
-    ALSConfig,
-    ALSGenerator,
-    PopularityGenerator,
-    merge_candidates,
-    seen_items,
-)
+from ranking.candidate_index import CANDIDATE_FEATURES, CandidateIndex, IndexConfig
+from ranking.candidates import ALSConfig
 from ranking.interactions import history, labels
-from ranking.transforms import FEATURE_SERVICE, model_matrix
+from ranking.transforms import FEATURE_SERVICE, genre_onehot, model_matrix, recent_genre_profile
 
+RECENT_IDS: Final = "user_watch_stats__recent_movie_ids"
+"""Joined user feature: the user's recent watches, most recent first (item-item's input)."""
 CUTOFF = "cutoff"
 """Column: the cut-off time of an example (its feature time)."""
 ALS_USERS: Final = 200_000
@@ -65,17 +65,25 @@ class Split:
     end: pd.Timestamp
 
 
+MAX_HORIZON: Final = pd.Timedelta(days=28)
+"""Longest label window: a log spanning years is judged on the next four weeks, as a weekly retrain would be."""
+
+
 def plan_splits(
     sessions: pd.DataFrame, n_train: int = 3, horizon: pd.Timedelta | None = None, warmup: float = 0.35
 ) -> list[Split]:
     """Train cut-offs, then 'valid' and 'test', spaced one horizon apart at the end of the data.
 
-    The horizon defaults to a tenth of the data's span; the first `warmup` share of the span
-    is history only, so every cut-off has something to learn from.
+    The horizon defaults to a tenth of the data's span, at most MAX_HORIZON (hours of data:
+    minutes-long windows; years: four weeks); the first `warmup` share of the span is history
+    only, so every cut-off has something to learn from. Fewer train cut-offs are planned when
+    the span cannot hold `n_train` of them (at least one).
     """
     t0, t1 = sessions[C.START_TS].min(), sessions[C.END_TS].max()
     span = t1 - t0
-    h = horizon or span / 10
+    if not span > pd.Timedelta(0):
+        raise ValueError(f"the sessions span {span}: nothing to split")
+    h = horizon or min(span / 10, MAX_HORIZON)
     test = t1 - h
     valid = test - h
     last_train = valid - h
@@ -83,73 +91,11 @@ def plan_splits(
     train = [last_train - i * step for i in range(n_train)]
     train = [c for c in train if c >= t0 + span * warmup]
     if not train:
-        raise ValueError(f"{span} of data is too short for {n_train} train cut-offs with a {h} horizon")
+        raise ValueError(f"{span} of data is too short for a train cut-off with a {h} horizon")
     out = [Split(f"train{i}", c.floor("s"), (c + h).floor("s")) for i, c in enumerate(sorted(train))]
     out.append(Split("valid", valid.floor("s"), (valid + h).floor("s")))
     out.append(Split("test", test.floor("s"), (test + h).floor("s")))
     return out
-
-
-@dataclass
-class Generators:
-    """The candidate generators fit as of one cut-off."""
-
-    popularity: PopularityGenerator
-    als: ALSGenerator
-    seen: dict[int, set[str]]
-
-
-def fit_generators(
-    sessions: pd.DataFrame,
-    cutoff: pd.Timestamp,
-    als: ALSConfig | None = None,
-    users: npt.NDArray[np.int64] | None = None,
-    als_users: int | None = None,
-    seed: int = 7,
-) -> Generators:
-    """Popularity and ALS fit on history strictly before the cut-off.
-
-    `users`: the users candidates will be asked for (`seen` is built for them only; all
-    users when None). `als_users`: cap on the users ALS is fit on — `users` plus a uniform
-    sample (seeded) of the others with history; None fits on everyone.
-    """
-    return _fit(history(sessions, cutoff), cutoff, als, users, als_users, seed)
-
-
-def _fit(
-    hist: pd.DataFrame,
-    cutoff: pd.Timestamp,
-    als: ALSConfig | None,
-    users: npt.NDArray[np.int64] | None,
-    als_users: int | None,
-    seed: int,
-    with_history: npt.NDArray[np.int64] | None = None,
-) -> Generators:
-    pop = PopularityGenerator().fit(hist, now=cutoff, cutoff=cutoff)
-    als_hist = hist
-    if als_users is not None:
-        everyone = pd.unique(hist[C.USER].to_numpy()) if with_history is None else with_history
-        if len(everyone) > als_users:
-            chosen = np.zeros(0, np.int64) if users is None else np.asarray(users, dtype=np.int64)
-            rest = np.setdiff1d(everyone, chosen)
-            extra = max(0, als_users - len(chosen))
-            sample = np.random.default_rng([seed, 1]).choice(rest, min(extra, len(rest)), replace=False)
-            als_hist = hist[hist[C.USER].isin(np.concatenate([chosen, sample]))]
-    als_gen = ALSGenerator(als).fit(als_hist, cutoff=cutoff)
-    seen_input = hist if users is None else hist[hist[C.USER].isin(users)]
-    return Generators(pop, als_gen, seen_items(seen_input))
-
-
-def candidates(
-    gens: Generators, users: npt.NDArray[np.int64], k_pop: int, k_als: int, k_total: int
-) -> pd.DataFrame:
-    """Merged candidates per user (already-watched movies excluded) with per-source rank/score features."""
-    frames = [
-        gens.popularity.recommend(users, k_pop, exclude=gens.seen),
-        gens.als.recommend(users, k_als, exclude=gens.seen),
-    ]
-    # `sources` fixes the rank/score columns even when a generator proposes nothing.
-    return merge_candidates(frames, k_total, exclude=gens.seen, sources=["pop", "als"])
 
 
 @dataclass
@@ -161,6 +107,8 @@ class ExampleSet:
     y: npt.NDArray[np.int64]
     groups: npt.NDArray[np.int64]
     splits: list[Split] = field(default_factory=list)
+    recent: dict[int, list[str]] = field(default_factory=dict)
+    """Each user's recent watches at the cut-off (Feast), for the baseline policies' lists."""
 
     @classmethod
     def concat(cls, sets: list[ExampleSet]) -> ExampleSet:
@@ -200,24 +148,88 @@ def _attach(rows: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.Data
     return out
 
 
-def join_features(store: Any, rows: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
+def join_features(
+    store: Any, rows: pd.DataFrame, at: pd.Timestamp, keys: set[tuple[str, ...]] | None = None
+) -> pd.DataFrame:
     """Feast point-in-time features of (user, movie) rows as of `at` through the versioned feature service.
 
     Every row has the same entity timestamp, so a view keyed by users gives the same row for
     every movie of a user: each side is joined once per distinct entity (users for the user
     views, movies for the movie views) and attached to the rows, with the columns
-    `<view>__<feature>` as `full_feature_names=True` names them.
+    `<view>__<feature>` as `full_feature_names=True` names them. `keys`: only the views keyed
+    by these join keys (default: the views whose keys `rows` holds).
     """
     out = rows
-    for keys, refs in _references(store, FEATURE_SERVICE).items():
-        entity = rows[list(keys)].drop_duplicates().reset_index(drop=True)
+    for view_keys, refs in _references(store, FEATURE_SERVICE).items():
+        if (keys is not None and view_keys not in keys) or not set(view_keys) <= set(rows.columns):
+            continue
+        entity = rows[list(view_keys)].drop_duplicates().reset_index(drop=True)
         entity[C.TIMESTAMP] = at.floor("us")
         joined = store.get_historical_features(
             entity_df=entity, features=refs, full_feature_names=True
         ).to_df()
         # Feast may reorder rows; one row per entity (the timestamp is shared).
-        joined = joined.drop(columns=[C.TIMESTAMP]).drop_duplicates(list(keys))
-        out = _attach(out, joined, list(keys))
+        joined = joined.drop(columns=[C.TIMESTAMP]).drop_duplicates(list(view_keys))
+        out = _attach(out, joined, list(view_keys))
+    return out
+
+
+def genre_rows(items: npt.NDArray[Any], movie_genres: Mapping[str, Any]) -> npt.NDArray[np.float32]:
+    """One-hot genre rows aligned to a candidate index's vocabulary (zeros for movies without metadata)."""
+    return genre_onehot([movie_genres.get(str(m)) for m in items])
+
+
+def fit_users(
+    hist: pd.DataFrame, users: npt.NDArray[np.int64], cap: int | None, seed: int
+) -> npt.NDArray[np.int64] | None:
+    """The users ALS and item-item are fit on: `users` plus a seeded uniform sample of the rest, `cap` in all."""
+    if cap is None:
+        return None
+    everyone = pd.unique(hist[C.USER].to_numpy(dtype=np.int64))
+    if len(everyone) <= cap:
+        return None
+    rest = np.setdiff1d(everyone, users)
+    extra = max(0, cap - len(users))
+    sample = np.random.default_rng([seed, 1]).choice(rest, min(extra, len(rest)), replace=False)
+    return np.concatenate([users, sample]).astype(np.int64)
+
+
+def candidate_rows(
+    index: CandidateIndex,
+    users: npt.NDArray[np.int64],
+    recent: Mapping[int, list[str]],
+    genres: npt.NDArray[np.float32],
+) -> tuple[pd.DataFrame, npt.NDArray[np.float32]]:
+    """Every user's candidates from `index.candidates` (serving's own call) as rows, and each row's recent-genre profile."""
+    parts_user, parts_item, profiles = [], [], []
+    feats: dict[str, list[npt.NDArray[np.float64]]] = {c: [] for c in CANDIDATE_FEATURES}
+    for u in users:
+        pos = index.positions(recent.get(int(u), []))
+        cands = index.candidates(int(u), pos)
+        n = len(cands.items)
+        parts_user.append(np.full(n, u, dtype=np.int64))
+        parts_item.append(cands.items)
+        profiles.append(np.broadcast_to(recent_genre_profile(pos, genres), (n, genres.shape[1])))
+        for c in CANDIDATE_FEATURES:
+            feats[c].append(cands.features[c])
+    items = np.concatenate(parts_item) if parts_item else np.empty(0, dtype=np.int64)
+    frame = pd.DataFrame(
+        {
+            C.USER: np.concatenate(parts_user) if parts_user else np.empty(0, dtype=np.int64),
+            C.ITEM: index.items[items],
+            **{c: np.concatenate(v) if v else np.empty(0) for c, v in feats.items()},
+        }
+    )
+    profile = np.concatenate(profiles) if profiles else np.zeros((0, genres.shape[1]), dtype=np.float32)
+    return frame, profile.astype(np.float32)
+
+
+def recent_lists(user_rows: pd.DataFrame) -> dict[int, list[str]]:
+    """Each user's `recent_movie_ids` (most recent first) from joined user features (empty when unknown)."""
+    values = user_rows[RECENT_IDS] if RECENT_IDS in user_rows else pd.Series([None] * len(user_rows))
+    out: dict[int, list[str]] = {}
+    for u, ids in zip(user_rows[C.USER].to_numpy(), values.to_numpy(dtype=object), strict=True):
+        out[int(u)] = [str(m) for m in ids] if ids is not None and not isinstance(ids, float) else []
     return out
 
 
@@ -227,34 +239,41 @@ def build_split(
     ratings: pd.DataFrame,
     runtime: dict[str, float],
     store: Any,
-    k_pop: int = 50,
-    k_als: int = 100,
-    k_total: int = 120,
+    movie_genres: Mapping[str, Any] | None = None,
     max_users: int | None = None,
     seed: int = 7,
     als: ALSConfig | None = TRAINING_ALS,
     als_users: int | None = ALS_USERS,
-) -> tuple[ExampleSet, Generators, pd.DataFrame]:
-    """Examples of one cut-off, the generators fit for it, and the window's label table for its users (evaluation)."""
+    config: IndexConfig | None = None,
+    index: CandidateIndex | None = None,
+) -> tuple[ExampleSet, CandidateIndex, pd.DataFrame]:
+    """Examples of one cut-off, the candidate index fit for it, and the window's label table for its users.
+
+    `index`: score with this prebuilt index instead of fitting one (evaluating a shipped model
+    as of its own index's time, as the service does).
+    """
     hist = history(sessions, split.cutoff)
     truth = labels(sessions, ratings, runtime, split.cutoff, split.end)
     with_history = pd.unique(hist[C.USER].to_numpy(dtype=np.int64))
     known = np.intersect1d(truth[C.USER].to_numpy(dtype=np.int64), with_history)
     if max_users is not None and len(known) > max_users:
         known = np.sort(np.random.default_rng(seed).choice(known, max_users, replace=False))
-    gens = _fit(hist, split.cutoff, als, known, als_users, seed, with_history)
+    if index is None:
+        index = CandidateIndex.build(
+            sessions, split.cutoff, als, config, fit_users(hist, known, als_users, seed), hist=hist
+        )
     del hist
     truth = truth[truth[C.USER].isin(known)].reset_index(drop=True)
-    cands = candidates(gens, known, k_pop, k_als, k_total)
-    rows = join_features(store, cands, split.cutoff)
+    users = join_features(store, pd.DataFrame({C.USER: known}), split.cutoff)
+    genres = genre_rows(index.items, movie_genres or {})
+    recent = recent_lists(users)
+    cands, profile = candidate_rows(index, known, recent, genres)
+    rows = _attach(cands, users, [C.USER])
+    rows = join_features(store, rows, split.cutoff, keys={(C.ITEM,)})
     rows = _attach(rows, truth, [C.USER, C.ITEM])
     rows[C.LABEL] = rows[C.GAIN].fillna(0).astype("int64")
     rows[CUTOFF] = split.cutoff
-    user, rank = rows[C.USER].to_numpy(), rows[C.RANK].to_numpy()
-    step_user, step_rank = np.diff(user), np.diff(rank)
-    if not ((step_user > 0) | ((step_user == 0) & (step_rank >= 0))).all():  # usually merge_candidates' order
-        rows = rows.take(np.lexsort((rank, user))).reset_index(drop=True)
-    x = model_matrix(rows, split.cutoff.timestamp())
+    x = model_matrix(rows, split.cutoff.timestamp(), profile)
     groups = np.asarray(rows.groupby(C.USER, sort=False).size().to_numpy(), dtype=np.int64)
-    ex = ExampleSet(rows, x, rows[C.LABEL].to_numpy(dtype=np.int64), groups, [split])
-    return ex, gens, truth
+    ex = ExampleSet(rows, x, rows[C.LABEL].to_numpy(dtype=np.int64), groups, [split], recent)
+    return ex, index, truth

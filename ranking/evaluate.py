@@ -1,4 +1,4 @@
-"""Offline comparison on the test cut-off: popularity, ALS, LambdaRank (with the cost penalty) and an oracle.
+"""Offline comparison on the test cut-off: the baseline policies, LambdaRank (with the cost rule) and an oracle.
 
 Every model ranks for the same users at the same cut-off and is scored against the same
 graded labels of the following window: NDCG@20, recall@20, MAP@20, catalogue coverage, mean
@@ -16,7 +16,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from ranking import columns as C  # noqa: N812 (the Recommenders idiom)
-from ranking.dataset import ExampleSet, Generators
+from ranking.candidate_index import CandidateIndex
+from ranking.cost_policy import CostRule, rerank, rerank_grouped
+from ranking.dataset import ExampleSet
 from ranking.metrics import catalog_coverage, map_at_k, mean_cost_at_k, ndcg_at_k, recall_at_k
 from ranking.ranker import Ranker
 from ranking.transforms import model_matrix, unknown_cost
@@ -62,28 +64,61 @@ def score_lists(
     )
 
 
-def model_lists(ranker: Ranker, ex: ExampleSet, lam: float | None, k: int = K) -> pd.DataFrame:
-    """The ranker's top k per user from the example set's candidates, with the cost penalty λ."""
+def model_lists(ranker: Ranker, ex: ExampleSet, rule: CostRule | float | None, k: int = K) -> pd.DataFrame:
+    """The ranker's top k per user from the example set's candidates under a cost rule (a bare λ: no cap)."""
     frame = ex.frame
-    scores = ranker.penalised(
-        ranker.score(ex.x), frame["movie_metadata__cost"].to_numpy(dtype=np.float64), lam
-    )
-    out = pd.DataFrame({C.USER: frame[C.USER].to_numpy(), C.ITEM: frame[C.ITEM].to_numpy(), C.SCORE: scores})
-    out = out.sort_values([C.USER, C.SCORE], ascending=[True, False], kind="stable")
-    out[C.RANK] = out.groupby(C.USER, sort=False).cumcount() + 1
-    return out[out[C.RANK] <= k].reset_index(drop=True)
+    if not isinstance(rule, CostRule):
+        rule = CostRule(lam=(ranker.meta.default_lambda or 0.0) if rule is None else rule)
+    meta = ranker.meta
+    assumed = meta.cost_scale if meta.unknown_cost is None else meta.unknown_cost
+    scores = ranker.score(ex.x)
+    users = frame[C.USER].to_numpy()
+    rows = rerank_grouped(users, scores, frame["movie_metadata__cost"].to_numpy(dtype=np.float64), k, rule,
+                          meta.cost_scale, unknown_cost=assumed)  # fmt: skip
+    u = users[rows]
+    out = pd.DataFrame({C.USER: u, C.ITEM: frame[C.ITEM].to_numpy()[rows], C.SCORE: scores[rows]})
+    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if len(u) else np.zeros(0, dtype=np.int64)
+    out[C.RANK] = np.arange(len(u)) - np.repeat(starts, np.diff(np.r_[starts, len(u)])) + 1
+    return out
 
 
-def generator_lists(gens: Generators, users: npt.NDArray[np.int64], which: str, k: int = K) -> pd.DataFrame:
-    """Popularity's or ALS's own top k per user (already-watched excluded)."""
-    gen = gens.popularity if which == "pop" else gens.als
-    return gen.recommend(users, k, exclude=gens.seen)[[C.USER, C.ITEM, C.RANK, C.SCORE]]
+def policy_lists(
+    index: CandidateIndex, users: npt.NDArray[np.int64], recent: dict[int, list[str]], policy: str, k: int = K
+) -> pd.DataFrame:
+    """A baseline policy's top k per user, exactly as `CandidateIndex.generator_list` serves it."""
+    parts_u, parts_i, parts_r = [], [], []
+    for u in users:
+        top = index.generator_list(policy, int(u), index.positions(recent.get(int(u), [])), k)
+        parts_u.append(np.full(len(top), u, dtype=np.int64))
+        parts_i.append(index.items[top])
+        parts_r.append(np.arange(1, len(top) + 1))
+    cat = np.concatenate
+    return pd.DataFrame(
+        {
+            C.USER: cat(parts_u) if parts_u else np.empty(0, np.int64),
+            C.ITEM: cat(parts_i) if parts_i else np.empty(0, object),
+            C.RANK: cat(parts_r) if parts_r else np.empty(0, np.int64),
+        }
+    ).assign(**{C.SCORE: lambda f: -f[C.RANK].astype(np.float64)})
+
+
+def seen_sets(
+    index: CandidateIndex, users: npt.NDArray[np.int64], recent: dict[int, list[str]]
+) -> dict[int, set[str]]:
+    """What each user had watched as the index and their recent list know it (the oracle excludes it too)."""
+    return {
+        int(u): {str(m) for m in index.items[index.watched(int(u))]} | set(recent.get(int(u), []))
+        for u in users
+    }
 
 
 def request_latency_ms(
-    ranker: Ranker, ex: ExampleSet, lam: float | None, n_users: int = 200
+    ranker: Ranker, ex: ExampleSet, rule: CostRule | None = None, n_users: int = 200
 ) -> tuple[float, float]:
-    """p50/p99 of one request's scoring: transform the user's candidate rows, predict, penalise, take the top 20."""
+    """p50/p99 of one request's scoring: transform the user's candidate rows, predict, apply the cost rule, top 20."""
+    rule = rule or CostRule(lam=ranker.meta.default_lambda or 0.0)
+    meta = ranker.meta
+    assumed = meta.cost_scale if meta.unknown_cost is None else meta.unknown_cost
     frame = ex.frame
     bounds = np.concatenate([[0], np.cumsum(ex.groups)])
     now = float(frame["cutoff"].iloc[0].timestamp()) if len(frame) else 0.0
@@ -92,8 +127,8 @@ def request_latency_ms(
         rows = frame.iloc[bounds[g] : bounds[g + 1]]
         t0 = time.perf_counter()
         x = model_matrix(rows, now)
-        s = ranker.penalised(ranker.score(x), rows["movie_metadata__cost"].to_numpy(dtype=np.float64), lam)
-        np.argsort(-s)[:K]
+        cost = rows["movie_metadata__cost"].to_numpy(dtype=np.float64)
+        rerank(ranker.score(x), cost, K, rule, meta.cost_scale, unknown_cost=assumed)
         times.append((time.perf_counter() - t0) * 1000)
     if not times:
         return float("nan"), float("nan")
@@ -110,36 +145,3 @@ def lambda_sweep(
         s = score_lists(f"λ={lam}", model_lists(ranker, ex, lam), truth, n_items, cost)
         rows.append({"lambda": lam, "ndcg20": s.ndcg20, "cost20": s.cost20})
     return pd.DataFrame(rows)
-
-
-def choose_lambda(sweep: pd.DataFrame, max_ndcg_loss: float = 0.03) -> float:
-    """The largest λ whose NDCG@20 stays within `max_ndcg_loss` (relative) of the best λ's: cheapest at ~equal quality."""
-    best = float(sweep["ndcg20"].max())
-    ok = sweep[sweep["ndcg20"] >= best * (1 - max_ndcg_loss)]
-    return float(ok["lambda"].max())
-
-
-TIE_SHARE = 0.03
-"""Models within this share of the best NDCG@20 count as tied on quality (then cost decides)."""
-
-SELECTION_RULE = (
-    "Highest NDCG@20 among models whose per-request p99 scoring time is within the latency budget and whose "
-    "mean top-20 license cost is at most 10% above the popularity baseline's; within 3% of the best NDCG (relative, "
-    "so the tie band scales with how hard the data is) the cheaper wins."
-)
-
-
-def select(scores: list[ModelScores], latency_budget_ms: float = 50.0) -> str:
-    """Apply SELECTION_RULE (the oracle and baselines without latency figures are ranked by quality and cost only)."""
-    pop = next((s for s in scores if s.model == "popularity"), None)
-    cost_cap = pop.cost20 * 1.10 if pop else float("inf")
-    eligible = [
-        s for s in scores
-        if s.model != "oracle" and not (s.p99_ms > latency_budget_ms) and s.cost20 <= cost_cap
-    ]  # fmt: skip
-    if not eligible:
-        eligible = [s for s in scores if s.model != "oracle"]
-    best = max(s.ndcg20 for s in eligible)
-    # Relative: an absolute band (0.005) swallowed a 31% lead where NDCG@20 is ~0.008 at full scale.
-    close = [s for s in eligible if s.ndcg20 >= best * (1.0 - TIE_SHARE)]
-    return min(close, key=lambda s: s.cost20).model

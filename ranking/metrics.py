@@ -141,6 +141,10 @@ class _Joined:
 
     def ndcg(self) -> float:
         """Mean DCG@k / IDCG@k over users whose IDCG is positive."""
+        return _mean(self.ndcg_per_user())
+
+    def ndcg_per_user(self) -> pd.Series:
+        """DCG@k / IDCG@k of every user whose IDCG is positive (index: user)."""
         user = self.col_user
         gains = np.exp2(self.hits[_REL].to_numpy()) - 1.0
         dcg = pd.Series(gains / np.log2(self.hits[_POS].to_numpy() + 1.0), index=self.hits[user].to_numpy())
@@ -151,7 +155,8 @@ class _Joined:
         idcg = pd.Series(ideal_gain, index=ideal[user].to_numpy()[keep]).groupby(level=0).sum()
         idcg = idcg[idcg > 0]
         dcg_sum = dcg.groupby(level=0).sum().reindex(idcg.index, fill_value=0.0).astype("float64")
-        return _mean(dcg_sum / idcg)
+        per_user: pd.Series = dcg_sum / idcg
+        return per_user
 
 
 def _mean(per_user: pd.Series) -> float:
@@ -225,6 +230,13 @@ def ndcg_at_k(
     return _Joined.of(
         recs, truth, k, col_user, col_item, col_rank, col_prediction, col_relevance, relevance_threshold
     ).ndcg()
+
+
+def ndcg_per_user(
+    recs: pd.DataFrame, truth: pd.DataFrame, k: int = DEFAULT_K, col_user: str = USER, col_item: str = ITEM
+) -> pd.Series:
+    """NDCG at k of every user with a relevant held-out movie (index: user id; 0 for users without a hit)."""
+    return _Joined.of(recs, truth, k, col_user, col_item, RANK, SCORE, GAIN, 0.0).ndcg_per_user()
 
 
 def ranking_metrics(

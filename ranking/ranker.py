@@ -53,7 +53,8 @@ class RankerMeta:
     None in models trained before it existed, which assume the median (`cost_scale`)."""
     default_lambda: float | None = 0.0
     """λ applied when the caller gives none (None only between training and the λ sweep)."""
-    """λ applied when the caller gives none (None only while training, before the sweep chose it)."""
+    default_cost_budget: float | None = None
+    """Cap on the mean license cost of a served list (USD per play) when the caller gives none; None: no cap."""
     params: dict[str, Any] = field(default_factory=dict)
     trained_at: float = field(default_factory=time.time)
 

@@ -50,6 +50,14 @@ class RankSettings(PlatformSettings):
         50.0, gt=0, description="Promotion: ceiling on the candidate's p99 per-request scoring latency (ms)."
     )
 
+    # --- tuning -------------------------------------------------------------------------------
+    tune_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Time box of the Optuna study of LightGBM's knobs on the validation cut-off (0: off).",
+    )
+    tune_trials: int = Field(20, ge=0, description="Most Optuna trials per training run (0: no tuning).")
+
     @property
     def mlflow_dir(self) -> Path:
         """Absolute folder of the default registry: database, artifacts and the download cache."""

@@ -65,8 +65,18 @@ RAW_NUMERIC: Final[tuple[str, ...]] = (
 )
 """Feast features used as they are."""
 
-CANDIDATE_COLUMNS: Final[tuple[str, ...]] = ("rank_pop", "rank_als", "score_als")
-"""Per-candidate signals from the candidate generators (missing rank = not proposed by that source)."""
+CANDIDATE_COLUMNS: Final[tuple[str, ...]] = (
+    "rank_pop",
+    "score_pop",
+    "rank_als",
+    "score_als",
+    "rank_item",
+    "score_item",
+    "sim_als_last",
+    "sim_item_last",
+)
+"""Per-candidate signals from `ranking.candidate_index` (missing rank = not proposed by that source):
+each generator's rank and score, and the candidate's ALS and item-item similarity to the user's last watches."""
 
 DERIVED: Final[tuple[str, ...]] = (
     "user_days_since_active",
@@ -76,6 +86,9 @@ DERIVED: Final[tuple[str, ...]] = (
     "genre_match_max",
     "genre_dislike",
     "plays_trend_24h_7d",
+    "plays_trend_1h_24h",
+    "movie_days_in_stream",
+    "genre_match_recent",
 )
 """Cross and recency features computed here."""
 
@@ -135,6 +148,10 @@ LAST_ACTIVE: Final = "user_watch_stats__last_active_ts"
 ACCOUNT_CREATED: Final = "user_profile__account_created_ts"
 MOVIE_YEAR: Final = "movie_metadata__year"
 MOVIE_GENRES: Final = "movie_metadata__genres"
+MOVIE_FIRST_PLAY: Final = "movie_popularity__first_play_ts"
+"""Unix seconds of the movie's first play in the stream (its age on this service)."""
+RECENT_GENRES_N: Final = 10
+"""Most recent watches whose genres make the user's recent-genre profile."""
 USER_AFFINITY: Final = "user_watch_stats__genre_affinity"
 
 
@@ -158,13 +175,31 @@ def affinity_vector(affinity: object) -> np.ndarray:
     return np.asarray(affinity, dtype=np.float32)
 
 
+def recent_genre_profile(recent: np.ndarray, genre_rows: np.ndarray) -> np.ndarray:
+    """Genre shares of the user's RECENT_GENRES_N latest watches (positions into `genre_rows`; zeros when none)."""
+    last = recent[:RECENT_GENRES_N]
+    if not len(last):
+        return np.zeros(genre_rows.shape[1], dtype=np.float32)
+    rows = genre_rows[last]
+    per = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1.0)
+    total = per.sum(axis=0)
+    out: np.ndarray = (total / max(float(total.sum()), 1e-9)).astype(np.float32)
+    return out
+
+
 def matrix_from_columns(
-    column: Column, genres: np.ndarray, affinity: np.ndarray, now_s: float | np.ndarray, n: int
+    column: Column,
+    genres: np.ndarray,
+    affinity: np.ndarray,
+    now_s: float | np.ndarray,
+    n: int,
+    recent_genres: np.ndarray | None = None,
 ) -> np.ndarray:
     """The ranker's float32 matrix from column readers: the one implementation training and serving share.
 
     `column(name)` gives the n values of a RAW_NUMERIC, CANDIDATE_COLUMNS or date input;
-    `genres` and `affinity` are (n, len(GENRES)) one-hot genre rows and user affinity rows.
+    `genres` and `affinity` are (n, len(GENRES)) one-hot genre rows and user affinity rows;
+    `recent_genres` the user's recent-genre profile per row (`recent_genre_profile`; None: unknown).
     """
     now = np.broadcast_to(np.asarray(now_s, dtype=np.float64), (n,))
     # Written column by column into one float32 block: no float64 copy of the whole matrix.
@@ -181,6 +216,15 @@ def matrix_from_columns(
     genre_dislike = np.where(known, (overlap == 0).astype(np.float64), np.nan)
     plays_24h, plays_7d = column("movie_popularity__plays_24h"), column("movie_popularity__plays_7d")
     trend = np.where(plays_7d > 0, plays_24h * 7.0 / np.maximum(plays_7d, 1.0), np.nan)
+    plays_1h = column("movie_popularity__plays_1h")
+    trend_short = np.where(plays_24h > 0, plays_1h * 24.0 / np.maximum(plays_24h, 1.0), np.nan)
+    if recent_genres is None:
+        genre_recent = np.full(n, np.nan)
+    else:
+        known_recent = (n_genres > 0) & (recent_genres.sum(axis=1) > 0)
+        genre_recent = np.where(
+            known_recent, (genres * recent_genres).sum(axis=1) / np.maximum(n_genres, 1), np.nan
+        )
     now_year = 1970.0 + now / (365.2425 * _SECONDS_PER_DAY)
     derived = (
         (now - last_active) / _SECONDS_PER_DAY,
@@ -190,17 +234,22 @@ def matrix_from_columns(
         genre_max,
         genre_dislike,
         trend,
+        trend_short,
+        (now - column(MOVIE_FIRST_PLAY)) / _SECONDS_PER_DAY,
+        genre_recent,
     )
     for j, values in enumerate(derived, start=len(RAW_NUMERIC) + len(CANDIDATE_COLUMNS)):
         out[:, j] = values
     return out
 
 
-def model_matrix(df: pd.DataFrame, now_s: float | np.ndarray) -> np.ndarray:
+def model_matrix(
+    df: pd.DataFrame, now_s: float | np.ndarray, recent_genres: np.ndarray | None = None
+) -> np.ndarray:
     """The float32 matrix (rows of `df`, FEATURE_COLUMNS) for the ranker; `now_s` is the as-of time in unix seconds."""
     n = len(df)
     genres = _genre_matrix(df[MOVIE_GENRES]) if MOVIE_GENRES in df else np.zeros((n, len(GENRES)), np.float32)
     affinity = (
         _affinity_matrix(df[USER_AFFINITY]) if USER_AFFINITY in df else np.zeros((n, len(GENRES)), np.float32)
     )
-    return matrix_from_columns(lambda name: _col(df, name), genres, affinity, now_s, n)
+    return matrix_from_columns(lambda name: _col(df, name), genres, affinity, now_s, n, recent_genres)

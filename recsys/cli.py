@@ -95,30 +95,32 @@ def replay(
 def train(
     report_dir: Path = typer.Option(Path("reports"), help="Where the comparison report and the λ plot go."),
     register: bool = typer.Option(
-        True, help="Register the model in MLflow (challenger, or champion if none)."
+        True,
+        help="Register the model in MLflow; champion only if it beats the best baseline (else see the report).",
     ),
 ) -> None:
-    """Build leakage-safe training sets, train LambdaRank, sweep λ, compare with baselines, register the version."""
+    """Build leakage-safe training sets, tune and train LambdaRank, choose the cost rule, compare with baselines, promote by verdict."""
     from recsys.settings import get_settings
     from recsys.training import run_training
 
     s = get_settings()
-    result, info = run_training(s.var, s.redis_url, report_dir, register=register, progress=typer.echo)
+    result, decision = run_training(s.var, s.redis_url, report_dir, register=register, progress=typer.echo)
     typer.echo((report_dir / "model_comparison.md").read_text())
-    typer.echo(f"model: {result.model_dir}; report: {report_dir}; version: {info.version if info else '-'}")
+    typer.echo(f"model: {result.model_dir}; report: {report_dir}")
+    typer.echo(decision.summary() if decision else "not registered (--no-register)")
 
 
 @app.command()
 def evaluate(
     report_dir: Path = typer.Option(Path("reports"), help="Where the comparison report and the λ plot go."),
 ) -> None:
-    """Compare the registered champion and challenger with popularity, ALS and the oracle on the current data."""
+    """Compare the registered rankers (champion, challenger) with every baseline and the oracle on the current data."""
     from recsys.settings import get_settings
     from recsys.training import run_evaluation
 
     s = get_settings()
     run_evaluation(s.var, s.redis_url, report_dir, progress=typer.echo)
-    typer.echo((report_dir / "model_comparison.md").read_text())
+    typer.echo((report_dir / "evaluation.md").read_text())
 
 
 @app.command()

@@ -127,15 +127,14 @@ def _train(ctx: DemoContext) -> None:
 
     s = get_settings()
     report = Path("reports")
-    result, info = run_training(s.var, s.redis_url, report, progress=console.print)
+    result, decision = run_training(s.var, s.redis_url, report, progress=console.print)
     table = {x.model: x for x in result.scores}
     line = ", ".join(f"{name} {x.ndcg20:.4f}" for name, x in table.items())
-    ctx.facts["training"] = f"NDCG@20 on the test cut-off: {line}; default λ {result.chosen_lambda:g}"
-    ctx.facts["registry"] = (
-        f"version {info.version if info else '-'} registered (MLflow under {s.var / 'mlflow'})"
-    )
+    ctx.facts["training"] = f"NDCG@20 on the test cut-off: {line}; cost rule {result.cost.rule.label}"
+    ctx.facts["promotion"] = decision.summary() if decision else "not registered"
+    ctx.facts["registry"] = f"MLflow under {s.var / 'mlflow'} (`recsys models list`)"
     ctx.where["model comparison"] = str(report / "model_comparison.md")
-    ctx.where["λ trade-off plot"] = str(report / "lambda_tradeoff.png")
+    ctx.where["cost Pareto plots"] = f"{report / 'cost_pareto_valid.png'}, {report / 'cost_pareto.png'}"
     ctx.where["models"] = "recsys models list"
 
 

@@ -15,12 +15,16 @@ import numpy.typing as npt
 import pandas as pd
 
 from ranking import columns as C  # noqa: N812 (the Recommenders idiom)
+from ranking.compare import compare
+from ranking.cost_policy import CostRule
 from ranking.evaluate import OracleFn
+from ranking.promotion import Decision, register_and_promote
 from ranking.provenance import DataSnapshot, Provenance, data_snapshot
 from ranking.ranker import Ranker
-from ranking.registry import COST20, NDCG20, P99_MS, ModelRegistry, ModelVersionInfo, smoke_test
+from ranking.registry import KIND_BASELINE, ModelRegistry, read_kind, smoke_test
+from ranking.report import comparison_table
 from ranking.settings import RankSettings
-from ranking.train import TrainResult, compare, prepare, train_and_evaluate
+from ranking.train import TrainResult, prepare, train_and_evaluate
 from ranking.transforms import FEATURE_SERVICE
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -76,55 +80,62 @@ def snapshot(offline: Path) -> DataSnapshot:
 
 def run_training(
     var: Path, redis_url: str, report_dir: Path, register: bool = True, progress: Any = print
-) -> tuple[TrainResult, ModelVersionInfo | None]:
-    """Train, evaluate and (optionally) register; the new version becomes challenger, or champion if there is none."""
+) -> tuple[TrainResult, Decision | None]:
+    """Train, evaluate and (optionally) register; what becomes champion follows the verdict (`ranking.promotion`)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ingestion.feast_bridge import open_feature_store
 
+    settings = RankSettings(var_dir=var)
     store = open_feature_store(var, redis_url)
     model_dir = var / "models" / "latest"
     result = train_and_evaluate(
-        var, store, model_dir, report_dir, oracle=simulator_oracle(var), progress=progress
-    )
+        var, store, model_dir, report_dir, oracle=simulator_oracle(var), progress=progress,
+        tune_seconds=settings.tune_seconds, tune_trials=settings.tune_trials,
+    )  # fmt: skip
     if not register:
         return result, None
-    # The registered figures are the model's at its default λ (the last LambdaRank row).
-    best = [s for s in result.scores if s.model.startswith("lambdarank")][-1]
+    params = {"default_lambda": result.cost.lam, "default_cost_budget": result.cost.budget,
+              "half_life_days": result.half_life, **{f"rows_{k}": v for k, v in result.rows.items()}}  # fmt: skip
+    if result.tuning is not None:
+        params |= {f"tuned_{k}": v for k, v in vars(result.tuning.params).items() if k != "label_gain"}
+        params |= {"tune_trials": result.tuning.trials, "tune_seconds": round(result.tuning.seconds, 1)}
     provenance = Provenance.collect(
-        REPO_DIR, FEATURE_SERVICE, var / "feast" / "registry.db", snapshot(var / "offline"),
-        params={"default_lambda": result.chosen_lambda, **{f"rows_{k}": v for k, v in result.rows.items()}},
-    )  # fmt: skip
-    metrics = {NDCG20: best.ndcg20, COST20: best.cost20, P99_MS: best.p99_ms, "recall20": best.recall20,
-               "map20": best.map20, "coverage": best.coverage, "train_seconds": best.train_seconds}  # fmt: skip
-    if np.isfinite(best.share_of_oracle):
-        metrics["share_of_oracle"] = best.share_of_oracle
-    registry = ModelRegistry.open(RankSettings(var_dir=var))
-    info = registry.register(model_dir, provenance, metrics, report_dir)
-    if registry.resolve("champion") is None:
-        outcome = registry.promote(info.version, smoke_test)
-        progress(f"v{info.version}: first version, promoted to champion: {outcome.accepted}")
-    else:
-        registry.set_challenger(info.version)
-        progress(
-            f"v{info.version}: registered as challenger (promote with `recsys models promote {info.version}`)"
-        )
-    result.version = info.version
-    return result, info
+        REPO_DIR, FEATURE_SERVICE, var / "feast" / "registry.db", snapshot(var / "offline"), params=params
+    )
+    decision = register_and_promote(ModelRegistry.open(settings), result, provenance, smoke_test, progress)
+    result.version = decision.ranker_version
+    progress(decision.summary())
+    return result, decision
 
 
 def run_evaluation(var: Path, redis_url: str, report_dir: Path, progress: Any = print) -> str:
-    """Compare the registered champion and challenger with the baselines and the oracle on the current data."""
+    """Compare the registered champion and challenger with the baselines and the oracle on the current data.
+
+    The test cut-off's candidate index is fit as of the cut-off (the shipped index saw the test
+    window); each ranker is judged under its own default cost rule. Returns the verdict's line.
+    """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ingestion.feast_bridge import open_feature_store
 
     registry = ModelRegistry.open(RankSettings(var_dir=var))
-    rankers: dict[str, Ranker] = {}
+    rankers: dict[str, tuple[Ranker, CostRule]] = {}
     for alias in ("champion", "challenger"):
         info = registry.resolve(alias)
-        if info is not None:
-            rankers[f"{alias} v{info.version}"] = Ranker.load(registry.download(info.version))
+        if info is not None and read_kind(path := registry.download(info.version))[0] != KIND_BASELINE:
+            ranker = Ranker.load(path)
+            rule = CostRule(
+                lam=ranker.meta.default_lambda or 0.0, max_mean_cost=ranker.meta.default_cost_budget
+            )
+            rankers[f"{alias} v{info.version}"] = (ranker, rule)
     if not rankers:
-        raise RuntimeError("no champion or challenger in the registry: run `recsys train` first")
-    prep = prepare(var, open_feature_store(var, redis_url), progress=progress, only={"valid", "test"})
-    _, _, selected = compare(prep, rankers, report_dir, simulator_oracle(var))
-    return selected
+        raise RuntimeError("no ranker is champion or challenger in the registry: run `recsys train` first")
+    prep = prepare(var, open_feature_store(var, redis_url), progress=progress, only={"test"})
+    assert prep.index_test is not None
+    oracle = simulator_oracle(var)
+    cmp = compare(prep.sets["test"], prep.truth["test"], prep.index_test, rankers, prep.cost,
+                  prep.absent + ([] if oracle else ["oracle"]), oracle)  # fmt: skip
+    report_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["# Evaluation of the registered rankers", "", *comparison_table(cmp.scores, oracle is not None), "",
+             f"**Verdict:** {cmp.verdict.reason()}.", ""]  # fmt: skip
+    (report_dir / "evaluation.md").write_text("\n".join(lines))
+    return cmp.verdict.reason()

@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ranking.candidate_index import INDEX_DIR, CandidateIndex
+from ranking.candidate_index import INDEX_DIR, POLICIES, CandidateIndex
 from ranking.ranker import Ranker
-from ranking.registry import CHALLENGER, CHAMPION, RegistryUnavailableError, smoke_test
+from ranking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    KIND_BASELINE,
+    RegistryUnavailableError,
+    read_kind,
+    smoke_test,
+)
 from serving.movie_table import MovieTable
 
 log = logging.getLogger(__name__)
@@ -31,10 +38,13 @@ class ModelBundle:
 
     name: str
     version: int
-    ranker: Ranker
+    ranker: Ranker | None
+    """The trees; None for a baseline policy version."""
     index: CandidateIndex
     path: Path
     loaded_at: float = field(default_factory=time.time)
+    policy: str | None = None
+    """A baseline version's policy (`candidate_index.POLICIES`): its generator's own list is served."""
     _aligned: tuple[MovieTable, MovieTable] | None = None
 
     def vocab_table(self, table: MovieTable) -> MovieTable:
@@ -53,15 +63,21 @@ class ModelBundle:
     @property
     def default_lambda(self) -> float:
         """λ the model was trained to use."""
-        return float(self.ranker.meta.default_lambda or 0.0)
+        return float(self.ranker.meta.default_lambda or 0.0) if self.ranker is not None else 0.0
 
 
 def load_bundle(name: str, version: int, path: Path) -> ModelBundle:
-    """Smoke-test and load a downloaded version; raises when anything about it is wrong."""
+    """Smoke-test and load a downloaded version (a ranker or a baseline policy); raises when anything is wrong."""
     smoke_test(path)
     if not (path / INDEX_DIR).is_dir():
         raise FileNotFoundError(f"v{version} has no {INDEX_DIR}/ (trained before candidate indexes shipped)")
-    return ModelBundle(name, version, Ranker.load(path), CandidateIndex.load(path / INDEX_DIR), path)
+    kind, policy = read_kind(path)
+    index = CandidateIndex.load(path / INDEX_DIR)
+    if kind == KIND_BASELINE:
+        if policy not in POLICIES:
+            raise ValueError(f"v{version} names an unknown baseline policy {policy!r}")
+        return ModelBundle(name, version, None, index, path, policy=policy)
+    return ModelBundle(name, version, Ranker.load(path), index, path)
 
 
 class ModelManager:

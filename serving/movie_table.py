@@ -21,10 +21,17 @@ import numpy.typing as npt
 
 from events.metadata import GENRES
 from feature_repo.online_signal import MOVIE_VIEWS
-from ranking.transforms import MOVIE_COLUMNS, MOVIE_GENRES, MOVIE_YEAR, genre_onehot, unknown_cost
+from ranking.transforms import (
+    MOVIE_COLUMNS,
+    MOVIE_FIRST_PLAY,
+    MOVIE_GENRES,
+    MOVIE_YEAR,
+    genre_onehot,
+    unknown_cost,
+)
 from serving.online_reader import OnlineLayout
 
-NUMERIC: Final = (*MOVIE_COLUMNS, MOVIE_YEAR)
+NUMERIC: Final = (*MOVIE_COLUMNS, MOVIE_YEAR, MOVIE_FIRST_PLAY)
 """Numeric movie columns the transforms read."""
 COST: Final = "movie_metadata__cost"
 CHUNK: Final = 5_000

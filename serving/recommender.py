@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from events.metadata import GENRES
-from ranking.transforms import USER_AFFINITY, affinity_vector, matrix_from_columns
+from ranking.cost_policy import CostRule, rerank
+from ranking.transforms import USER_AFFINITY, affinity_vector, matrix_from_columns, recent_genre_profile
 from serving.models import ModelBundle
 from serving.movie_table import COST, NUMERIC, MovieTable
 
@@ -97,26 +98,28 @@ def rank(
     lam: float | None,
     now_s: float,
     k: int = TOP_K,
+    cost_budget: float | None = None,
 ) -> Outcome:
-    """The model path: candidates for the user, features, LambdaRank scores minus λ·cost, top k."""
+    """The model path: candidates for the user, features, LambdaRank scores under the cost rule, top k.
+
+    A baseline version (`bundle.policy`) serves its generator's own list from the same index.
+    `lam`/`cost_budget`: the arm's overrides (None: the model's defaults).
+    """
     index = bundle.index
-    recent = recent_movies(user)
-    also_seen = np.fromiter((index.position.get(m, -1) for m in recent), dtype=np.int64, count=len(recent))
-    cands = index.candidates(user_id, also_seen=also_seen)
+    recent = index.positions(recent_movies(user))
+    if bundle.policy is not None:
+        top = index.generator_list(bundle.policy, user_id, recent, k)
+        return Outcome([str(m) for m in index.items[top]], "model", {bundle.policy: len(top)}, 0.0)
+    cands = index.candidates(user_id, recent)
     n = len(cands.items)
     if n == 0:
         return Outcome([], "model", {}, lam, "no candidates")
     aligned = bundle.vocab_table(table)
     block = aligned.matrix[cands.items]  # one take: the candidates' movie features, NUMERIC order
-    per_candidate: dict[str, npt.NDArray[Any]] = {
-        "rank_pop": cands.rank_pop,
-        "rank_als": cands.rank_als,
-        "score_als": cands.score_als,
-    }
 
     def column(name: str) -> npt.NDArray[np.float64]:
-        if name in per_candidate:
-            return np.asarray(per_candidate[name], dtype=np.float64)
+        if name in cands.features:
+            return np.asarray(cands.features[name], dtype=np.float64)
         j = NUMERIC_INDEX.get(name)
         if j is not None:
             return block[:, j]
@@ -130,10 +133,18 @@ def rank(
         return np.full(n, scalar)
 
     affinity = np.broadcast_to(affinity_vector(user.get(USER_AFFINITY)), (n, len(GENRES)))
-    x = matrix_from_columns(column, aligned.genres[cands.items], affinity, now_s, n)
+    profile = np.broadcast_to(recent_genre_profile(recent, aligned.genres), (n, len(GENRES)))
+    x = matrix_from_columns(column, aligned.genres[cands.items], affinity, now_s, n, profile)
     ranker = bundle.ranker
-    lam_used = bundle.default_lambda if lam is None else lam
-    scores = ranker.penalised(ranker.score(x), block[:, NUMERIC_INDEX[COST]], lam_used)
-    top = np.argsort(-scores, kind="stable")[:k]
+    assert ranker is not None  # a bundle without a policy has trees (load_bundle)
+    meta = ranker.meta
+    rule = CostRule(
+        lam=(meta.default_lambda or 0.0) if lam is None else lam,
+        max_mean_cost=meta.default_cost_budget if cost_budget is None else cost_budget,
+    )
+    assumed = meta.cost_scale if meta.unknown_cost is None else meta.unknown_cost
+    top = rerank(
+        ranker.score(x), block[:, NUMERIC_INDEX[COST]], k, rule, meta.cost_scale, unknown_cost=assumed
+    )
     movies = [str(m) for m in index.items[cands.items[top]]]
-    return Outcome(movies, "model", cands.sources(), lam_used)
+    return Outcome(movies, "model", cands.sources(), rule.lam)

@@ -61,9 +61,11 @@ class Refresher:
         cfg = self.rt.settings
         last_read, next_full = time.monotonic(), self._next_full()
         seen = self.movie_changes()
+        self.read_clock()
         while not self._stop.wait(cfg.movie_check_s):
             self.rt.watch_experiments()
             self.check_store()
+            self.read_clock()
             changes = self.movie_changes()
             now = time.monotonic()
             moved = changes is not None and changes != seen and now - last_read >= cfg.movie_min_refresh_s
@@ -98,6 +100,18 @@ class Refresher:
                     stdout=out, stderr=subprocess.STDOUT, env=env,
                 )  # fmt: skip
         return state
+
+    def read_clock(self) -> None:
+        """Keep the runtime's stream clock (latest event time ingested) current; Redis down: keep the last value."""
+        if self.rt.settings.clock != "stream":
+            return
+        self.movie_changes()  # opens the client
+        try:
+            value = online_signal.read_clock(self._client)
+        except Exception:
+            return
+        if value is not None:
+            self.rt.stream_now = value
 
     def movie_changes(self) -> int | None:
         """The movie-change counter; None when Redis cannot say (the periodic refresh still runs)."""

@@ -77,6 +77,8 @@ class Runtime:
     fallback: list[str] = field(default_factory=list)
     feature_service: str = FEATURE_SERVICE
     table_error: str | None = None
+    stream_now: float | None = None
+    """Latest event time ingested (unix seconds), kept by the refresher under `clock: stream`."""
     _refresher: Refresher = field(init=False)
     _alerts_producer: Any = None
     _bad_experiments_sha: str | None = None
@@ -121,6 +123,7 @@ class Runtime:
         rt.pin_from_router()
         manager.refresh()
         rt.refresh_table()
+        rt._refresher.read_clock()
         return rt
 
     def pin_from_router(self) -> None:
@@ -227,6 +230,12 @@ class Runtime:
                 log.warning("stored fallback list unreadable: %s", exc)
 
     # --- request helpers ------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The as-of time of time features: the stream clock under `clock: stream` (once known), else the wall clock."""
+        if self.settings.clock == "stream" and self.stream_now is not None:
+            return self.stream_now
+        return time.time()
 
     def fallback_outcome(self, user_id: int, bundle: ModelBundle | None, reason: str) -> Outcome:
         """The fallback list minus what the index knows the user watched."""

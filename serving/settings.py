@@ -14,7 +14,7 @@ import hmac
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -91,6 +91,10 @@ class ServingSettings(PlatformSettings):
         description="Least time between two movie-table re-reads triggered by writes (a re-read costs ~1.6 s of CPU).",
     )
     workers: int = Field(2, ge=1, description="uvicorn worker processes (one per core).")
+    clock: Literal["wall", "stream"] = Field(
+        "wall",
+        description="Clock of time features: `wall` (now) or `stream` (the latest event time ingested; replayed logs).",
+    )
     registry_poll_s: float = Field(
         10.0, gt=0, description="Seconds between polls of the model registry's aliases (hot model swap)."
     )

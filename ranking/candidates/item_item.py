@@ -35,6 +35,8 @@ from ranking.columns import ITEM, TIMESTAMP, USER
 
 _FORMAT: Final = "ranking.candidates.item_item/1"
 """Version tag of the saved JSON; bump when its layout changes."""
+_BLOCK: Final = 2048
+"""Movie rows per block of the co-watch product (bounds its memory)."""
 
 
 class ItemItemConfig(BaseModel):
@@ -92,26 +94,50 @@ class ItemItemGenerator:
         return self
 
     def _similarities(self, history: sp.csr_matrix) -> sp.csr_matrix:
-        """Shrunk cosine of co-watch counts, top `neighbours` per movie row, no self-pairs."""
-        co = (history.T @ history).tocsr()
-        co.setdiag(0)
-        co.eliminate_zeros()
+        """Shrunk cosine of co-watch counts, top `neighbours` per movie row, no self-pairs.
+
+        Computed in blocks of movie rows: the full co-watch matrix of a 20,000-movie catalogue can
+        be nearly dense (gigabytes), one block of rows is not, and only its top rows are kept.
+        """
+        n_items = history.shape[1]
         watchers = np.asarray(history.sum(axis=0)).ravel()
-        rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
-        co.data = co.data / (np.sqrt(watchers[rows] * watchers[co.indices]) + self.config.shrinkage)
-        keep_idx: list[np.ndarray] = []
-        for r in range(co.shape[0]):
-            lo, hi = co.indptr[r], co.indptr[r + 1]
-            if hi - lo > self.config.neighbours:
-                best = np.argpartition(-co.data[lo:hi], self.config.neighbours - 1)[: self.config.neighbours]
-                keep_idx.append(lo + best)
-            else:
-                keep_idx.append(np.arange(lo, hi))
-        kept = np.concatenate(keep_idx) if keep_idx else np.empty(0, dtype=np.int64)
-        pruned = sp.csr_matrix(
-            (co.data[kept].astype(np.float32), (rows[kept], co.indices[kept])), shape=co.shape
-        )
-        return pruned
+        by_item = history.T.tocsr()
+        k = self.config.neighbours
+        parts: list[sp.csr_matrix] = []
+        for lo in range(0, n_items, _BLOCK):
+            co = (by_item[lo : lo + _BLOCK] @ history).tocsr()
+            co.sort_indices()
+            rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
+            co.data = co.data / (np.sqrt(watchers[rows + lo] * watchers[co.indices]) + self.config.shrinkage)
+            co.data[co.indices == rows + lo] = 0.0  # no self-pairs
+            keep_idx: list[np.ndarray] = []
+            for r in range(co.shape[0]):
+                a, b = co.indptr[r], co.indptr[r + 1]
+                if b - a > k:
+                    keep_idx.append(a + np.argpartition(-co.data[a:b], k - 1)[:k])
+                else:
+                    keep_idx.append(np.arange(a, b))
+            kept = np.concatenate(keep_idx) if keep_idx else np.empty(0, dtype=np.int64)
+            kept = kept[co.data[kept] > 0]
+            parts.append(
+                sp.csr_matrix(
+                    (co.data[kept].astype(np.float32), (rows[kept], co.indices[kept])),
+                    shape=(co.shape[0], n_items),
+                )
+            )
+        if not parts:
+            return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        return sp.vstack(parts, format="csr").astype(np.float32)
+
+    @property
+    def item_ids(self) -> pd.Index:
+        """Movies in similarity-row order."""
+        return self._items
+
+    @property
+    def similarity(self) -> sp.csr_matrix:
+        """Pruned movie x movie similarity (rows and columns in `item_ids` order)."""
+        return self._similar
 
     def recommend(self, user_ids: Iterable[int], k: int, exclude: Exclusions | None = None) -> pd.DataFrame:
         """Top-k movies per known user by summed similarity, without their history and `exclude`."""

@@ -94,7 +94,9 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
             elif not has_history(user, bundle, user_id):
                 outcome = rt.cold_start(user_id, arm.cold_start, recent_movies(user))
             else:
-                outcome = rank(user_id, user or {}, bundle, rt.table, arm.lam, time.time())
+                outcome = rank(
+                    user_id, user or {}, bundle, rt.table, arm.lam, rt.now(), cost_budget=arm.cost_budget
+                )
                 if features_missing(user):
                     # Known to the model's index, yet no online row: the store lost it (flushed, restarted
                     # empty). Still the model's list (index candidates), never passed off as a normal answer.

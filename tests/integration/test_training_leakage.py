@@ -84,7 +84,7 @@ def test_no_future_value_and_no_test_period_event_reaches_training(stack: StackI
     store = open_feature_store(var, stack.redis_url.rsplit("/", 1)[0] + "/6")
     _features(var, store, train_split.cutoff)
 
-    ex, gens, truth = build_split(train_split, sessions, ratings, {}, store)
+    ex, index, truth = build_split(train_split, sessions, ratings, {}, store)
     assert len(ex.frame) > 0
 
     # 1. The value planted 1 µs after the cut-off is not joined; the one before it is.
@@ -93,11 +93,11 @@ def test_no_future_value_and_no_test_period_event_reaches_training(stack: StackI
 
     # 2. Nothing of the test period: no candidate, no label, no generator input.
     for split in splits[:-1]:
-        ex, gens, truth = build_split(split, sessions, ratings, {}, store)
+        ex, index, truth = build_split(split, sessions, ratings, {}, store)
         assert LEAK_MOVIE not in set(ex.frame[C.ITEM])
         assert LEAK_MOVIE not in set(truth[C.ITEM])
-        assert LEAK_MOVIE not in gens.popularity.top(10_000)
-        assert all(LEAK_MOVIE not in seen for seen in gens.seen.values())
+        assert LEAK_MOVIE not in set(index.items)  # no generator (popularity, ALS, item-item) knows it
+        assert LEAK_MOVIE not in index.popularity.top(10_000)
         assert history(sessions, split.cutoff)[C.TIMESTAMP].max() < split.cutoff
         assert split.end <= test_split.cutoff
     # ...while the test split does see it in its labels (the plant is real).

@@ -11,13 +11,9 @@ the benchmark's documented approximation: a recent-movies list is folded from th
 `RECENT_WINDOW` (64) session starts, so a heavy re-watcher's list may be cut short; there it
 must be a prefix of ingestion's (rare at full scale: 20,000 movies, ~10 sessions per user).
 
-One known difference is excluded, by user: `UserState.watch` drops a minute line whose minute
-number equals the last one seen for that movie *whatever the time between them* (meant for
-duplicated lines), so a user who stopped at minute m and later restarts the movie at minute m
-loses that first minute (and the session, if it was one minute long). The benchmark counts the
-restart as watched. `test_ingestion_keeps_a_restart_at_the_same_minute` pins this: it fails
-strictly (xfail) until ingestion only treats a repeat within the session gap as a duplicate;
-then drop the exclusion here.
+A minute line repeating the movie's last minute number counts as a duplicate only within the
+session gap (`test_ingestion_keeps_a_restart_at_the_same_minute`): a restart at the same minute
+days later is a new watch on both sides.
 """
 
 from __future__ import annotations
@@ -49,15 +45,6 @@ EXACT = [
 def _read(offline: Path, view: str) -> pd.DataFrame:
     frame = pq.read_table(offline / "features" / view).to_pandas()
     return frame.sort_values(["user_id", "event_timestamp"]).reset_index(drop=True)
-
-
-def _same_minute_restarts(s: dict[str, Any]) -> set[int]:
-    """Users with a run starting at the minute number their previous run of that movie ended on."""
-    order = np.lexsort((s["start"], s["movie"], s["user"]))
-    u, m = s["user"][order], s["movie"][order]
-    first, last = s["first"][order], s["first"][order] + s["minutes"][order] - 1
-    same = (u[1:] == u[:-1]) & (m[1:] == m[:-1]) & (first[1:] == last[:-1])
-    return {int(x) for x in u[1:][same]}
 
 
 def _replay(s: dict[str, Any], world: Any, stamps: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -138,16 +125,12 @@ def test_world_exercises_the_hard_cases(both: dict[str, Any]) -> None:
 
 def test_user_rows_match_ingestion(both: dict[str, Any]) -> None:
     """Every watch and rating feature, row by row at the benchmark's stamps, equals ingestion's."""
-    excluded = _same_minute_restarts(both["s"])
     for view in (WATCH_VIEW, RATING_VIEW):
         b, g = both["bench"][view], both["ingest"][view]
         assert len(b) == len(g)
         assert (b["user_id"].to_numpy() == g["user_id"].to_numpy()).all()
         assert (b["event_timestamp"] == g["event_timestamp"]).all()
     b, g = both["bench"][WATCH_VIEW], both["ingest"][WATCH_VIEW]
-    keep = ~b["user_id"].isin(excluded).to_numpy()
-    assert keep.mean() > 0.9  # the exclusion stays a small corner
-    b, g = b[keep].reset_index(drop=True), g[keep].reset_index(drop=True)
     for column in EXACT:
         assert (b[column].to_numpy() == g[column].to_numpy()).all(), column
     cut = 0
@@ -169,10 +152,6 @@ def test_user_rows_match_ingestion(both: dict[str, Any]) -> None:
     assert (rb["rating_mean"].to_numpy() == rg["rating_mean"].to_numpy()).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingestion drops a minute line repeating the movie's last minute number at any distance in time",
-)
 def test_ingestion_keeps_a_restart_at_the_same_minute() -> None:
     """A one-minute watch from minute 0, then a restart from minute 0 a day later: two sessions, two minutes."""
     state = UserState(lambda _: (0,))

@@ -1,4 +1,4 @@
-"""The serving candidate path reproduces training's candidates, and the shared transform matches per row."""
+"""The candidate index (training's, evaluation's and serving's one candidate path), and the shared transform per row."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pandas as pd
 
 from events.metadata import GENRE_INDEX, GENRES
 from ranking import columns as C  # noqa: N812
-from ranking.candidate_index import CandidateIndex
+from ranking.candidate_index import GENERATORS, POLICIES, RECENT_DECAY, CandidateIndex, IndexConfig
 from ranking.candidates import ALSConfig
 from ranking.candidates.merge import MISSING_RANK
-from ranking.dataset import candidates, fit_generators
+from ranking.interactions import history
 from ranking.transforms import (
     FEATURE_COLUMNS,
     RAW_NUMERIC,
@@ -40,41 +40,66 @@ def _sessions(n_users: int = 60, n_movies: int = 80, n: int = 1500, seed: int = 
     )
 
 
-def test_index_candidates_match_training_candidates_row_for_row(tmp_path: Path) -> None:
+def test_candidates_are_the_union_of_each_generators_top_k_without_seen_movies(tmp_path: Path) -> None:
     sessions = _sessions()
     as_of = pd.Timestamp("2026-10-09", tz="UTC")
-    config = ALSConfig(factors=8, iterations=5)
-    gens = fit_generators(sessions, as_of, config)
-    index = CandidateIndex.build(sessions, as_of, config)
-    index = CandidateIndex.load(index.save(tmp_path / "candidates"))  # through its files, as serving reads it
-    users = np.asarray([*sorted(gens.seen)[:25], 10_000], dtype=np.int64)  # the last one is unknown
-    expected = candidates(gens, users, 50, 100, 120)
+    config = IndexConfig(half_life_days=3.0, k_pop=10, k_als=15, k_item=15)
+    built = CandidateIndex.build(sessions, as_of, ALSConfig(factors=8, iterations=5), config)
+    index = CandidateIndex.load(built.save(tmp_path / "candidates"))  # through its files, as serving reads it
+    hist = history(sessions, as_of)
     compared = 0
-    for user in users:
-        want = expected[expected[C.USER] == user]
-        got = index.candidates(int(user))
-        assert index.items[got.items].tolist() == want[C.ITEM].tolist(), f"user {user}"
-        assert got.rank_pop.tolist() == want["rank_pop"].tolist()
-        assert got.rank_als.tolist() == want["rank_als"].tolist()
-        np.testing.assert_allclose(
-            got.score_als, want["score_als"].to_numpy(dtype=float), rtol=1e-5, atol=1e-6
+    for user in sorted(hist[C.USER].unique())[:25]:
+        recent = index.positions(
+            hist[hist[C.USER] == user].sort_values(C.TIMESTAMP, ascending=False)[C.ITEM].unique().tolist()
         )
-        assert got.known_user == (user in gens.seen)
-        compared += len(want)
-    assert compared > 1000, "the comparison must cover many candidates"
+        got, again = index.candidates(int(user), recent), built.candidates(int(user), recent)
+        assert got.items.tolist() == again.items.tolist()  # saved and loaded: the same candidates
+        seen = set(index.watched(int(user)).tolist()) | set(recent.tolist())
+        assert not seen & set(got.items.tolist())
+        for gen, k in (("pop", 10), ("als", 15), ("item", 15)):
+            own = got.features[f"rank_{gen}"]
+            proposed = got.items[own != MISSING_RANK]
+            assert len(proposed) <= k and sorted(own[own != MISSING_RANK].tolist()) == list(
+                range(1, len(proposed) + 1)
+            )
+        # Every candidate was proposed by some generator, and the merged set holds each generator's list.
+        ranks = np.stack([got.features[f"rank_{g}"] for g in GENERATORS])
+        assert (ranks != MISSING_RANK).any(axis=0).all()
+        assert set(index.generator_list("item_item", int(user), recent, 15).tolist()) >= set(
+            got.items[got.features["rank_item"] != MISSING_RANK].tolist()
+        )
+        compared += len(got.items)
+    assert compared > 500
 
 
-def test_extra_seen_movies_are_excluded_and_unknown_users_get_popular_only() -> None:
+def test_item_item_weighs_the_most_recent_watches_most() -> None:
+    sessions = _sessions()
+    index = CandidateIndex.build(
+        sessions, pd.Timestamp("2026-10-09", tz="UTC"), ALSConfig(factors=4, iterations=2)
+    )
+    sim = index._similar.toarray()
+    a, b = index.popular(2)
+    for recent in ([a, b], [b, a]):
+        want = sim[recent[0]] + RECENT_DECAY * sim[recent[1]]
+        want[recent] = -np.inf
+        got = index.generator_list("item_item", 99_999, np.asarray(recent), 3)
+        assert got[0] == int(np.argmax(want)), recent
+        assert want[got[0]] > 0
+
+
+def test_unknown_users_get_popular_candidates_and_baselines_top_up_to_k() -> None:
     sessions = _sessions()
     index = CandidateIndex.build(
         sessions, pd.Timestamp("2026-10-09", tz="UTC"), ALSConfig(factors=4, iterations=2)
     )
     top = index.popular(3)
-    got = index.candidates(99_999, also_seen=top)
+    got = index.candidates(99_999, top)
     assert not got.known_user
     assert not set(top) & set(got.items.tolist())
-    assert (got.rank_als == MISSING_RANK).all() and got.rank_pop.tolist()[:3] == [1, 2, 3]
-    assert got.sources() == {"pop": len(got.items), "als": 0}
+    assert (got.features["rank_als"] == MISSING_RANK).all()
+    assert got.sources()["als"] == 0 and got.sources()["pop"] > 0
+    for policy in POLICIES:
+        assert len(index.generator_list(policy, 99_999, top, 20)) == 20, policy
 
 
 def test_shared_transform_gives_the_same_matrix_from_arrays_and_from_a_frame() -> None:

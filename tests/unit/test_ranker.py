@@ -74,18 +74,23 @@ def test_transforms_are_row_local_so_training_and_serving_agree() -> None:
     assert whole[0, FEATURE_COLUMNS.index("user_days_since_active")] == pytest.approx(1.0)
 
 
-def test_selection_tie_band_is_relative_to_the_best_ndcg() -> None:
-    from ranking.evaluate import ModelScores, select
+def test_verdict_needs_the_whole_bootstrap_interval_above_zero() -> None:
+    import pandas as pd
 
-    def row(name: str, ndcg: float, cost: float) -> ModelScores:
-        return ModelScores(name, ndcg, 0.0, 0.0, 0.0, cost, p99_ms=1.0)
+    from ranking.verdict import decide
 
-    # Full-scale levels: a 31% lead is not a tie, even though it is below 0.005 in absolute terms.
-    assert select(
-        [row("popularity", 0.0068, 2.5), row("als", 0.0067, 2.05), row("lambdarank", 0.0088, 2.21)]
-    ) == ("lambdarank")
-    # Within 3% of the best: the cheaper model wins.
-    assert (
-        select([row("popularity", 0.05, 3.0), row("als", 0.0990, 1.0), row("lambdarank", 0.1000, 2.0)])
-        == "als"
+    rng = np.random.default_rng(0)
+    users = np.arange(2000)
+    base = pd.Series(rng.random(2000) * 0.1, index=users)
+    noise = pd.Series(base.to_numpy() + rng.normal(0, 0.05, 2000), index=users)
+    better = pd.Series(base.to_numpy() + 0.01 + rng.normal(0, 0.05, 2000), index=users)
+    lose = decide(
+        "lambdarank", {"lambdarank": noise, "popularity": base, "als": base * 0.5}, ["popularity", "als"]
     )
+    assert lose.baseline == "popularity" and lose.ci_low < 0 < lose.ci_high and not lose.wins
+    assert lose.winner == "popularity"
+    win = decide(
+        "lambdarank", {"lambdarank": better, "popularity": base, "als": base * 0.5}, ["popularity", "als"]
+    )
+    assert win.wins and win.ci_low > 0 and win.winner == "lambdarank"
+    assert "95% CI" in win.reason()
