@@ -13,7 +13,10 @@ of the targets):
    user's own choice from a popularity/genre/random consideration set by softmax on true
    affinity (`Behaviour.own_choice`), minutes watched and the resume point come from
    `Behaviour.watch`, ratings (`rating_share` x (0.5 + share watched) of sessions, stars
-   around the expected rating) from `Behaviour.rate`. Start times are uniform over the span;
+   around the expected rating) from `Behaviour.rate`. Time as `simulator.temporal` models it
+   (the world's period is the history: `START` for `--days`): start times follow the weekly
+   (and daily) rhythm, and each hour's sessions choose among the movies out at the hour's
+   first session, new releases weighted by their rise-and-decay attractiveness then;
    the first minute comes 5-90 s after the start (browsing), one minute line per minute, a
    rating 10-300 s after the last minute. Written as `offline/sessions/date=D/sessions.parquet`
    (what `ingestion.sessions` derives from the minute lines; the minute lines themselves are
@@ -234,26 +237,38 @@ def _write(table: pa.Table, path: Path) -> None:
 def simulate_sessions(
     world: Any, n_sessions: int, days: float, seed: int, rating_share: float
 ) -> dict[str, Any]:
-    """Sessions (user id, movie index, first minute, minutes, first-minute ns) and ratings, drawn in chunks."""
+    """Sessions (user id, movie index, first minute, minutes, first-minute ns) and ratings, in time order.
+
+    Exactly `n_sessions` start times over `days` from START by the world's activity rhythm, then
+    drawn in chunks that never cross an hour (at most SESSION_CHUNK sessions): a chunk's users
+    choose at its first start time, so no movie is watched before its release.
+    """
     from simulator.behaviour import Behaviour
     from simulator.drift import DriftSchedule
+    from simulator.temporal import HOUR_NS, Temporal
 
     c, p = world.catalog, world.population
+    temporal = Temporal.for_world(world)
     behaviour = Behaviour(
         world.affinity_model(), DriftSchedule.for_world([], c, p), runtime=c.runtime, popularity=c.popularity,
-        movie_genres=c.genres, activity=p.activity,
+        movie_genres=c.genres, activity=p.activity, temporal=temporal,
     )  # fmt: skip
     t0, span = int(START.timestamp()) * NS, int(days * DAY_NS)
+    starts = temporal.session_starts(np.random.default_rng([seed, 18]), t0, t0 + span, n=n_sessions)
+    hour = starts // HOUR_NS
+    cuts = np.union1d(np.flatnonzero(np.diff(hour)) + 1, np.arange(0, n_sessions, SESSION_CHUNK))
+    edges = np.union1d(cuts, [0, n_sessions]).tolist()
     parts: dict[str, list[Any]] = {k: [] for k in ("user", "movie", "first", "minutes", "start", "rated", "stars",
                                                    "rate_ts")}  # fmt: skip
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("sessions", total=n_sessions)
-        for i, lo in enumerate(range(0, n_sessions, SESSION_CHUNK)):
-            n = min(SESSION_CHUNK, n_sessions - lo)
+        for i in range(len(edges) - 1):
+            lo, hi = edges[i], edges[i + 1]
+            n = hi - lo
             rng = np.random.default_rng([seed, 17, i])
             users = behaviour.pick_users(rng, n, len(p))
-            start = t0 + (rng.random(n) * span).astype(np.int64)
-            movie, aff = behaviour.own_choice(rng, users, t0)
+            start = starts[lo:hi]
+            movie, aff = behaviour.own_choice(rng, users, int(start[0]))
             first, minutes, share = behaviour.watch(rng, movie, aff)
             rates, stars = behaviour.rate(rng, aff, share, rating_share)
             watch_start = start + ((5 + rng.random(n) * 85) * NS).astype(np.int64)
@@ -555,13 +570,17 @@ def generate(
     from ingestion.layout import OfflineLayout
     from ingestion.movie_features import movie_rows, write_rows
     from simulator.store import movies_table, save_world
+    from simulator.temporal import TemporalConfig
     from simulator.world import generate_world
 
     var = work / "var"
     offline = var / "offline"
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    world = generate_world(users, movies, seed, progress=True)
+    # The world's simulated period is the history, so releases fall inside it (simulator.temporal).
+    world = generate_world(
+        users, movies, seed, temporal=TemporalConfig(start=START, days=days), progress=True
+    )
     save_world(world, var / "sim")
     seconds["world"] = time.perf_counter() - t
     _log(f"world {users:,} users x {movies:,} movies: {seconds['world']:.1f} s")

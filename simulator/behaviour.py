@@ -4,9 +4,12 @@
 - What, on their own: a consideration set of 192 movies (half drawn by popularity, a quarter
   from the user's favourite genre, a quarter uniformly), then a softmax choice on 0.7 x true
   affinity (users only half know what they will like); a genre surge adds its log-factor to
-  both the draw and the choice.
+  both the draw and the choice. Time (`simulator.temporal`): movies not out yet at the step's
+  time are never drawn nor chosen; a new release's attractiveness m (rise and decay) multiplies
+  its popularity weight in the draw and adds log m to its choice score.
 - What, from a recommendation list: the user scans it top-down and takes item k with
-  probability 0.5 * sigmoid(2 (affinity - 0.5)) * 0.88^k; if nothing is taken, their own choice.
+  probability 0.5 * sigmoid(2 (affinity - 0.5) + log m) * 0.88^k (0 for a movie not out yet);
+  if nothing is taken, their own choice.
 - How long: the share of the runtime watched is sigmoid(1.5 (affinity - 1.2) + N(0, 1)).
 - Rating: given for `rating_share * (0.5 + share watched)` of watches; stars are the expected
   rating (2.3 + 0.65 affinity, clipped to 1..5) plus N(0, 0.7) noise, rounded; the
@@ -20,6 +23,7 @@ from numpy.typing import NDArray
 
 from simulator.affinity import AffinityModel, expected_rating
 from simulator.drift import DriftSchedule
+from simulator.temporal import Temporal
 
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
@@ -45,8 +49,11 @@ class Behaviour:
         popularity: NDArray[np.floating],
         movie_genres: NDArray[np.bool_],
         activity: F32,
+        temporal: Temporal | None = None,
     ) -> None:
         self.model = model
+        self.temporal = temporal
+        """Release gating and new-release attractiveness; None: every movie out, no hype."""
         self.runtime = runtime.astype(np.int64)
         self._pop_weight = np.power(popularity, 0.8).astype(np.float64)
         self._activity_cum = np.cumsum(activity, dtype=np.float64)
@@ -66,9 +73,15 @@ class Behaviour:
         picks = np.searchsorted(self._activity_cum, rng.random(n) * top, side="right")
         return np.asarray(picks.clip(0, n_existing - 1), dtype=np.int64)
 
-    def _popular(self, rng: np.random.Generator, shape: tuple[int, int], boost: F32 | None) -> I64:
+    def _popular(
+        self, rng: np.random.Generator, shape: tuple[int, int], boost: F32 | None, ts_ns: int
+    ) -> I64:
         weight = self._pop_weight if boost is None else self._pop_weight * np.exp(boost)
+        if self.temporal is not None:
+            weight = weight * self.temporal.attractiveness(ts_ns)
         cum = np.cumsum(weight)
+        if not cum[-1] > 0:
+            raise ValueError(f"no movie of the catalogue is out at {ts_ns} ns: nothing to watch")
         picks = np.searchsorted(cum, rng.random(shape) * cum[-1], side="right")
         return np.asarray(picks.clip(0, len(cum) - 1), dtype=np.int64)
 
@@ -86,7 +99,7 @@ class Behaviour:
         ).astype(np.int64)
         cands = np.concatenate(
             [
-                self._popular(rng, (b, N_POPULAR), boost),
+                self._popular(rng, (b, N_POPULAR), boost, ts_ns),
                 self._genre_flat[in_genre],
                 rng.integers(0, self.model.n_movies, (b, N_RANDOM)),
             ],
@@ -96,6 +109,9 @@ class Behaviour:
         score = CHOICE_TEMPERATURE * aff + rng.gumbel(size=aff.shape)
         if boost is not None:
             score += boost[cands]
+        if self.temporal is not None:
+            # -inf for movies not out: the popularity draws are all out, so every row has a finite best.
+            score += self.temporal.log_attractiveness(ts_ns)[cands]
         best = np.argmax(score, axis=1)
         rows = np.arange(b)
         return cands[rows, best], aff[rows, best]
@@ -106,13 +122,16 @@ class Behaviour:
         if b == 0 or width == 0:
             return np.full(b, -1, dtype=np.int64), np.zeros(b, dtype=np.float32)
         shift = self.schedule.genre_shift(users, ts_ns)
-        aff = self.model.candidates(users, np.maximum(lists, 0), shift)
-        p = (
-            ACCEPT_BASE
-            * _sigmoid(2.0 * (aff - ACCEPT_MIDPOINT))
-            * POSITION_DECAY ** np.arange(width)[None, :]
-        )
-        hits = (rng.random((b, width)) < p) & (lists >= 0)
+        safe = np.maximum(lists, 0)
+        aff = self.model.candidates(users, safe, shift)
+        logit = 2.0 * (aff - ACCEPT_MIDPOINT)
+        usable = lists >= 0
+        if self.temporal is not None:
+            log_m = self.temporal.log_attractiveness(ts_ns)[safe]
+            usable &= np.isfinite(log_m)
+            logit = logit + np.where(usable, log_m, 0.0)
+        p = ACCEPT_BASE * _sigmoid(logit) * POSITION_DECAY ** np.arange(width)[None, :]
+        hits = (rng.random((b, width)) < p) & usable
         first = np.argmax(hits, axis=1)
         rows = np.arange(b)
         taken = hits[rows, first]

@@ -44,6 +44,8 @@ class Catalog:
     """Hidden: how good the movie is, ~N(0, 1)."""
     latent: F32
     """Hidden: (movies, latent_dim) taste vector, ~N(0, 1/latent_dim) per entry."""
+    release_s: I64
+    """Release time, unix seconds (UTC); `release_date` and `year` are its date (see `simulator.temporal`)."""
 
     def __len__(self) -> int:
         return len(self.slug)
@@ -75,13 +77,49 @@ def _pick_genres(rng: np.random.Generator, n: int) -> tuple[NDArray[np.bool_], I
     return multi, order[:, 0].astype(np.int64)
 
 
-def generate_catalog(rng: np.random.Generator, n: int, latent_dim: int, now_year: int) -> Catalog:
-    """A deterministic catalogue of `n` movies for the generator state `rng`."""
+def release_midnights(dates: list[str]) -> I64:
+    """Unix seconds of 00:00 UTC of each ISO date (the release time of a world stored without one)."""
+    return np.asarray(np.array(dates, dtype="datetime64[D]").astype("datetime64[s]").astype(np.int64))
+
+
+def _dates(release_s: I64) -> tuple[NDArray[np.int16], list[str]]:
+    """(year, ISO date) of unix seconds, UTC."""
+    days = release_s.astype("datetime64[s]").astype("datetime64[D]")
+    year = (days.astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.int16)
+    return year, np.datetime_as_string(days, unit="D").tolist()
+
+
+def generate_catalog(
+    rng: np.random.Generator,
+    n: int,
+    latent_dim: int,
+    now_year: int,
+    release_s: I64 | None = None,
+    anchor_s: int | None = None,
+) -> Catalog:
+    """A deterministic catalogue of `n` movies for the generator state `rng`.
+
+    `release_s` (unix seconds, with `anchor_s` the start of the simulated period) sets the release
+    times; ages for popularity and cost are then counted to the anchor (0 for movies released later).
+    Without it, dates are drawn here (exponential age, mean 15 years, before `now_year` ends).
+    """
     genres, main_genre = _pick_genres(rng, n)
-    age = np.minimum(rng.exponential(15.0, n), now_year - 1920).astype(np.int16)
-    year = (now_year - age).astype(np.int16)
+    age_drawn = np.minimum(rng.exponential(15.0, n), now_year - 1920).astype(np.int16)
     month = rng.integers(1, 13, n)
     day = rng.integers(1, 29, n)
+    if release_s is None:
+        age = age_drawn.astype(np.float64)
+        year = (now_year - age_drawn).astype(np.int16)
+        dates = [
+            f"{y:04d}-{m:02d}-{d:02d}"
+            for y, m, d in zip(year.tolist(), month.tolist(), day.tolist(), strict=True)
+        ]
+        release_s = release_midnights(dates)
+    else:
+        # The draws above are still made, so every later draw of the stream is the same either way.
+        anchor = int(release_s.max()) if anchor_s is None else anchor_s
+        age = np.maximum(anchor - release_s, 0) / (365.25 * 86_400)
+        year, dates = _dates(release_s)
     runtime_mean = np.array([g.runtime for g in GENRES])[main_genre]
     runtime = np.clip(rng.normal(runtime_mean, 14.0), 62, 228).astype(np.int16)
     shares = np.array(LANGUAGE_SHARES)
@@ -118,10 +156,7 @@ def generate_catalog(rng: np.random.Generator, n: int, latent_dim: int, now_year
         title=titles,
         overview=overviews,
         genres=genres,
-        release_date=[
-            f"{y:04d}-{m:02d}-{d:02d}"
-            for y, m, d in zip(year.tolist(), month.tolist(), day.tolist(), strict=True)
-        ],
+        release_date=dates,
         year=year,
         runtime=runtime,
         language=[LANGUAGES[i] for i in lang_idx.tolist()],
@@ -133,4 +168,5 @@ def generate_catalog(rng: np.random.Generator, n: int, latent_dim: int, now_year
         imdb_id=[f"tt{i:07d}" for i in imdb_num.tolist()],
         quality=quality,
         latent=latent,
+        release_s=np.asarray(release_s, dtype=np.int64),
     )

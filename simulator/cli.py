@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator.cli_stream import history, traffic
-from simulator.cli_support import DriftsOpt, console, load_world_or_exit, parse_time, settings_with
+from simulator.cli_support import (
+    DriftsOpt,
+    console,
+    load_world_or_exit,
+    parse_time,
+    settings_with,
+    temporal_config,
+)
 
 app = typer.Typer(
     help="The simulated streaming service: world, metadata API, traffic, history, ground truth.",
@@ -30,6 +38,16 @@ def world(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="World seed; the same seed gives the same world.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing world.")] = False,
+    period_start: Annotated[
+        str | None,
+        typer.Option(help="Start of the simulated period, ISO 8601 (default: half the period before now)."),
+    ] = None,
+    period_days: Annotated[
+        float | None, typer.Option(help="Days of the simulated period (default 56).")
+    ] = None,
+    temporal: Annotated[
+        Path | None, typer.Option(help="JSON file with temporal knobs (see docs/simulator.md).")
+    ] = None,
 ) -> None:
     """Generate a deterministic world and store it under <var>/sim/ as Parquet."""
     from simulator.store import load_meta, save_world
@@ -43,13 +61,14 @@ def world(
             f"{meta.movies:,} movies); use --force to replace it"
         )
         raise typer.Exit(1)
+    cfg = temporal_config(temporal, period_start, period_days)
     t0 = time.perf_counter()
-    w = generate_world(s.users, s.movies, s.seed, latent_dim=s.latent_dim, progress=True)
+    w = generate_world(s.users, s.movies, s.seed, latent_dim=s.latent_dim, temporal=cfg, progress=True)
     save_world(w, s.sim_dir)
     (s.sim_dir / "state.json").unlink(missing_ok=True)  # a new world starts a new timeline
     console.print(
-        f"world: {s.users:,} users x {s.movies:,} movies, seed {s.seed}, "
-        f"{time.perf_counter() - t0:.1f} s -> {s.sim_dir}"
+        f"world: {s.users:,} users x {s.movies:,} movies, seed {s.seed}, period from "
+        f"{cfg.start:%Y-%m-%d %H:%M} for {cfg.days:g} days, {time.perf_counter() - t0:.1f} s -> {s.sim_dir}"
     )
 
 
@@ -86,7 +105,9 @@ app.command()(history)
 def truth(
     user: Annotated[list[int], typer.Option(help="User id (repeat for several).")],
     top: Annotated[int, typer.Option(help="How many movies to list per user.")] = 20,
-    at: Annotated[str | None, typer.Option(help="Simulated time for taste drifts, ISO 8601.")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Simulated time: taste drifts, and only movies released by then.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Print the movies each user truly likes best (ground truth, for evaluation only)."""

@@ -13,6 +13,7 @@ from rich.console import Console
 from simulator.settings import SimSettings, get_sim_settings
 
 if TYPE_CHECKING:
+    from simulator.temporal import TemporalConfig
     from simulator.world import World
 
 console = Console(stderr=True)
@@ -55,6 +56,26 @@ def parse_time(text: str | None) -> int | None:
     except ValueError as exc:
         raise typer.BadParameter(f"not an ISO 8601 time or 'now': {text!r}") from exc
     return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1e9)
+
+
+def temporal_config(path: Path | None, start: str | None, days: float | None) -> TemporalConfig:
+    """The temporal knobs of a new world: a JSON file, then the options; the period, when still unset,
+    is centred on today (midnight UTC), so a history ending now and a live run both fall in it."""
+    from pydantic import ValidationError
+
+    from simulator.temporal import TemporalConfig
+
+    try:
+        cfg = TemporalConfig.model_validate_json(path.read_text()) if path is not None else TemporalConfig()
+        if days is not None:
+            cfg = TemporalConfig.model_validate({**cfg.model_dump(), "days": days})
+    except (ValidationError, OSError) as exc:
+        console.print(f"[red]invalid temporal settings: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    start_ns = parse_time(start)
+    if start_ns is not None:
+        return cfg.model_copy(update={"start": datetime.fromtimestamp(start_ns // 10**9, UTC)})
+    return cfg if cfg.start is not None else cfg.centred(datetime.now(UTC))
 
 
 def load_world_or_exit(s: SimSettings, texts: bool = False) -> World:

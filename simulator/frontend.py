@@ -64,7 +64,8 @@ class FrontEnd:
         self._trending: tuple[int, tuple[str, ...]] | None = None
 
     def trending(self, ts_ns: int) -> tuple[str, ...]:
-        """The legacy daily trending list: popularity with a little day-to-day noise, surges included."""
+        """The legacy daily trending list: popularity with a little day-to-day noise, surges and new-release
+        hype included, movies not yet out at the first call of the day left out."""
         day = ts_ns // DAY_NS
         if self._trending is None or self._trending[0] != day:
             rng = np.random.default_rng([self.seed, 2, day])
@@ -72,7 +73,12 @@ class FrontEnd:
             boost = self.behaviour.schedule.choice_boost(ts_ns)
             if boost is not None:
                 score += boost
-            top = np.argsort(-score)[: self.s.open_loop_list_size]
+            if self.behaviour.temporal is not None:
+                score += self.behaviour.temporal.log_attractiveness(ts_ns)
+                size = min(self.s.open_loop_list_size, int(np.isfinite(score).sum()))
+            else:
+                size = self.s.open_loop_list_size
+            top = np.argsort(-score)[:size]
             self._trending = (day, tuple(self.slugs[i] for i in top.tolist()))
         return self._trending[1]
 

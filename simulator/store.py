@@ -3,7 +3,7 @@
     world.json            WorldMeta (seed, sizes)
     movies.parquet        public movie records (what the metadata API serves)
     users.parquet         public user records, with the self-description answers
-    truth_movies.parquet  hidden movie quality and taste vectors
+    truth_movies.parquet  hidden movie quality, taste vectors and exact release times
     truth_users.parquet   hidden user tastes and habits
 
 Files are written to a temporary name and renamed, world.json last, so a reader never sees a
@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from simulator.catalog import Catalog
+from simulator.catalog import Catalog, release_midnights
 from simulator.users import GENDERS, Population
 from simulator.vocab import GENRE_NAMES, GENRES, OCCUPATIONS
 from simulator.world import World, WorldMeta
@@ -101,7 +101,10 @@ def save_world(world: World, sim_dir: Path) -> None:
     c, p = world.catalog, world.population
     _write(movies_table(c), sim_dir / MOVIES)
     _write(users_table(p), sim_dir / USERS)
-    _write(pa.table({"id": c.slug, "quality": c.quality, "latent": _fixed(c.latent)}), sim_dir / TRUTH_MOVIES)
+    _write(
+        pa.table({"id": c.slug, "quality": c.quality, "latent": _fixed(c.latent), "release_s": c.release_s}),
+        sim_dir / TRUTH_MOVIES,
+    )
     _write(
         pa.table(
             {
@@ -159,6 +162,12 @@ def _catalog(movies: pa.Table, truth: pa.Table) -> Catalog:
         imdb_id=col("imdb_id").to_pylist(),
         quality=truth.column("quality").to_numpy().astype(np.float32),
         latent=_matrix(truth.column("latent")),
+        # Worlds stored before release times existed: each movie came out at 00:00 UTC of its date.
+        release_s=(
+            truth.column("release_s").to_numpy().astype(np.int64)
+            if "release_s" in truth.column_names
+            else release_midnights(dates)
+        ),
     )
 
 

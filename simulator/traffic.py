@@ -4,7 +4,8 @@ Each step covers `step_ns` of simulated time and draws from its own generator (s
 so a run is reproducible. A step creates accounts, starts sessions (existing users by
 activity; new users soon after sign-up), lets the front end answer the browsing ones (open
 loop: the legacy trending list; closed loop: the platform), decides the movie, watch length
-and rating, and files every line in the timeline; then it writes the lines due in the step
+and rating, and files every line in the timeline. Session start times follow the world's weekly
+(and daily) rhythm; movies not yet out at the step's start are never watched (`simulator.temporal`); then it writes the lines due in the step
 through the event codec (`events.format_line`), with the configured stream faults.
 """
 
@@ -25,6 +26,7 @@ from simulator.faults import StreamFaults
 from simulator.frontend import FrontEnd
 from simulator.recommend import RecommendClient
 from simulator.settings import SimSettings
+from simulator.temporal import Temporal
 from simulator.timeline import ACCOUNT, RATE, REC, WATCH, Timeline, make_lines
 from simulator.world import World
 
@@ -86,9 +88,10 @@ class Traffic:
         self.n_users = len(p)
         self.slugs = c.slug
         schedule = DriftSchedule.for_world(list(settings.drifts), c, p)
+        self.temporal = Temporal.for_world(world)
         self.behaviour = Behaviour(
             world.affinity_model(), schedule, runtime=c.runtime, popularity=c.popularity,
-            movie_genres=c.genres, activity=p.activity,
+            movie_genres=c.genres, activity=p.activity, temporal=self.temporal,
         )  # fmt: skip
         self.frontend = FrontEnd(
             mode, settings, self.behaviour, c.slug, c.popularity,
@@ -159,8 +162,8 @@ class Traffic:
         n_new = n_new if live else 0
         new_users = np.arange(self.next_user, self.next_user + n_new, dtype=np.int64)
         created = t0 + np.sort((rng.random(n_new) * self.step_ns).astype(np.int64))
-        n_old = int(rng.poisson(self.s.sessions_per_hour * step_h))
-        old = self.behaviour.pick_users(rng, n_old, self.next_user)
+        old_start = self.temporal.session_starts(rng, t0, t0 + self.step_ns, self.s.sessions_per_hour)
+        old = self.behaviour.pick_users(rng, len(old_start), self.next_user)
         self.next_user += n_new
         self.stats.accounts += n_new
         first = rng.random(n_new) < NEW_USER_FIRST_SESSION
@@ -170,7 +173,7 @@ class Traffic:
         users = np.concatenate([self._later[0], old, new_users[first]])
         start = np.concatenate([
             self._later[1],
-            t0 + (rng.random(len(old)) * self.step_ns).astype(np.int64),
+            old_start[: len(old)],
             created[first] + ((30 + rng.random(n_first) * 1170) * SEC).astype(np.int64),
         ])  # fmt: skip
         browse = np.concatenate([

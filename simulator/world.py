@@ -1,7 +1,8 @@
 """World generation: catalogue, population, self-descriptions; deterministic for a seed.
 
 Every stage draws from its own child generator of the seed (`SeedSequence.spawn`), so a stage
-can change its number of draws without reshuffling the others, and self-descriptions are made
+can change its number of draws without reshuffling the others (release times, `simulator.temporal`,
+use the fourth child, so the first three are what they were before time existed), and self-descriptions are made
 in fixed-size chunks of users with one generator per chunk (the same world for any machine).
 """
 
@@ -19,6 +20,7 @@ from rich.progress import track
 from simulator.affinity import AffinityModel
 from simulator.catalog import Catalog, generate_catalog
 from simulator.describe import describe
+from simulator.temporal import TemporalConfig, draw_releases
 from simulator.users import Population, generate_population
 from simulator.vocab import GENRE_NAMES
 
@@ -36,12 +38,15 @@ class WorldMeta(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: int = Field(1, description="Storage layout version.")
+    format: int = Field(2, description="Storage layout version (2: release times and the temporal model).")
     seed: int = Field(description="Seed the world was generated from.")
     users: int = Field(description="Number of users (ids 1..users).")
     movies: int = Field(description="Number of movies.")
     latent_dim: int = Field(description="Dimensions of the hidden taste vectors.")
     now_year: int = Field(description="Latest release year of the catalogue.")
+    temporal: TemporalConfig | None = Field(
+        None, description="The temporal model (period, releases, hype, rhythm); None: a world without time."
+    )
     genres: list[str] = Field(default_factory=lambda: list(GENRE_NAMES), description="Genre column order.")
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -87,12 +92,27 @@ def _title_mentions(
 
 
 def generate_world(
-    users: int, movies: int, seed: int, *, latent_dim: int = 16, now_year: int = 2026, progress: bool = False
+    users: int,
+    movies: int,
+    seed: int,
+    *,
+    latent_dim: int = 16,
+    now_year: int = 2026,
+    temporal: TemporalConfig | None = None,
+    progress: bool = False,
 ) -> World:
-    """Generate a world: same arguments, same world, byte for byte."""
+    """Generate a world: same arguments, same world, byte for byte.
+
+    `temporal` (default `TemporalConfig()`, its period starting on 1 January of `now_year` unless
+    set) places the releases around the simulated period; it is stored in the world's meta.
+    """
     seq = np.random.SeedSequence(seed)
-    movie_seq, user_seq, text_seq = seq.spawn(3)
-    catalog = generate_catalog(np.random.default_rng(movie_seq), movies, latent_dim, now_year)
+    movie_seq, user_seq, text_seq, time_seq = seq.spawn(4)
+    cfg = (temporal or TemporalConfig()).resolved(now_year)
+    release_s = draw_releases(np.random.default_rng(time_seq), movies, cfg)
+    catalog = generate_catalog(
+        np.random.default_rng(movie_seq), movies, latent_dim, now_year, release_s, cfg.period_s()[0]
+    )
     population = generate_population(np.random.default_rng(user_seq), users, latent_dim)
     model = make_affinity_model(catalog, population)
     famous = np.argsort(-catalog.popularity, kind="stable")[: min(FAMOUS, movies)].astype(np.int64)
@@ -111,5 +131,8 @@ def generate_world(
         likes, dislikes = describe(rng, population.genre_w[idx], famous_titles, liked, disliked)
         population.likes.extend(likes)
         population.dislikes.extend(dislikes)
-    meta = WorldMeta(seed=seed, users=users, movies=movies, latent_dim=latent_dim, now_year=now_year)
+    meta = WorldMeta(
+        seed=seed, users=users, movies=movies, latent_dim=latent_dim,
+        now_year=int(catalog.year.max()), temporal=cfg,
+    )  # fmt: skip
     return World(meta, catalog, population)
