@@ -57,14 +57,20 @@ class UserState:
         self.touched: set[int] = set()
         self.new_plays: list[tuple[int, int, str]] = []
         """(ts_ns, user_id, movie_id) of sessions started since the last drain."""
+        self.closed_days: list[DayRow] = []
+        """Each user's state at their last event of a day, taken when a later day's event arrives (drained)."""
         self._genres = genres
         self._recent_max = recent_max
         self._gap_ns = session_gap_s * NS_PER_S
 
-    def _get(self, user_id: int) -> UserAgg:
+    def _get(self, user_id: int, ts_ns: int | None = None) -> UserAgg:
         agg = self.users.get(user_id)
         if agg is None:
             agg = self.users[user_id] = UserAgg()
+        elif ts_ns is not None and agg.last_ts_ns and ts_ns // DAY_NS > agg.last_ts_ns // DAY_NS:
+            # A new day: keep the state of the day that ended, so a batch spanning days (a replayed
+            # log, a backlog) still leaves one point-in-time row per user and active day offline.
+            self.closed_days.append(DayRow.of(user_id, agg))
         self.touched.add(user_id)
         return agg
 
@@ -75,7 +81,7 @@ class UserState:
         interleaves two movies of one user (two screens, or zapping) does not split both into
         one-minute sessions.
         """
-        agg = self._get(user_id)
+        agg = self._get(user_id, ts_ns)
         last = agg.open_movies.get(movie_id)
         if last is not None and last[1] == minute and abs(ts_ns - last[0]) <= self._gap_ns:
             return  # a duplicated line: count the minute once (a restart at that minute later is a new watch)
@@ -108,23 +114,48 @@ class UserState:
 
     def rate(self, ts_ns: int, user_id: int, rating: int) -> None:
         """A rating."""
-        agg = self._get(user_id)
+        agg = self._get(user_id, ts_ns)
         agg.rating_count += 1
         agg.rating_sum += rating
         agg.touch(ts_ns)
 
     def account(self, ts_ns: int, user_id: int) -> None:
         """An account creation (the earliest one wins if repeated)."""
-        agg = self._get(user_id)
+        agg = self._get(user_id, ts_ns)
         if agg.account_ts_ns == 0 or ts_ns < agg.account_ts_ns:
             agg.account_ts_ns = ts_ns
         agg.touch(ts_ns)
 
     def drain(self) -> tuple[set[int], list[tuple[int, int, str]]]:
-        """Users touched and plays started since the last drain; resets both."""
+        """Users touched and plays started since the last drain; resets both (`drain_days` takes the day rows)."""
         touched, plays = self.touched, self.new_plays
         self.touched, self.new_plays = set(), []
         return touched, plays
+
+    def drain_days(self) -> list[DayRow]:
+        """The day-end rows taken since the last call."""
+        rows, self.closed_days = self.closed_days, []
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
+class DayRow:
+    """A user's feature values as of their last event of a day (`user_features.user_rows` writes them)."""
+
+    user_id: int
+    ts_ns: int
+    windows: tuple[float, float, int]
+    sessions_total: int
+    recent: tuple[str, ...]
+    affinity: tuple[float, ...]
+    rating_count: int
+    rating_sum: int
+
+    @classmethod
+    def of(cls, user_id: int, agg: UserAgg) -> DayRow:
+        """Snapshot `agg` as it stands (its last event is the stamp)."""
+        return cls(user_id, agg.last_ts_ns, window_features(agg), agg.sessions_total, tuple(agg.recent),
+                   tuple(genre_affinity(agg)), agg.rating_count, agg.rating_sum)  # fmt: skip
 
 
 def window_features(agg: UserAgg) -> tuple[float, float, int]:

@@ -37,7 +37,7 @@ from ingestion.sessions import sessionize, stale_dates
 from ingestion.settings import IngestSettings, get_ingest_settings
 from ingestion.sink import SourceBatch, tables, write_tables
 from ingestion.state import UserState
-from ingestion.user_features import user_rows
+from ingestion.user_features import user_rows, with_day_rows
 from ingestion.validation import quarantine_future
 
 log = logging.getLogger(__name__)
@@ -337,6 +337,7 @@ class IngestWorker:
             self._enrich(parsed)
             self._apply(self.states[partition], parsed)
             self.states[partition].drain()
+            self.states[partition].drain_days()
             self.stats.replayed += len(replay)
         if fresh:
             self._land(partition, fresh)
@@ -390,7 +391,9 @@ class IngestWorker:
         profiles = self._profiles(state, touched, created_ns)
         if profiles is not None:
             features[PROFILE_VIEW] = profiles
-        for view, rows in features.items():
+        # Offline also gets each user's day-end rows (a batch spanning days keeps its history
+        # point in time); online only the latest row per user matters.
+        for view, rows in with_day_rows(features, state.drain_days(), created_ns).items():
             path = self.layout.feature_dir(view) / batch.file_name()
             sink = pa.BufferOutputStream()
             pq.write_table(rows, sink, compression="zstd")

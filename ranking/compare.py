@@ -90,7 +90,8 @@ def compare(
     The verdict compares the first ranker under its cost rule (what would be served) with the best baseline, per user.
     """
     users = np.asarray(sorted(set(test.frame[C.USER])), dtype=np.int64)
-    oracle_recs = oracle(users, seen_sets(index, users, test.recent), K) if oracle is not None else None
+    at = pd.Timestamp(test.splits[-1].cutoff) if test.splits else pd.Timestamp.now(tz="UTC")
+    oracle_recs = oracle(users, seen_sets(index, users, test.recent), K, at) if oracle is not None else None
     if oracle_recs is not None:
         # Every model is judged on the users the ground truth knows, so shares of the oracle compare like with like.
         users = np.asarray(sorted(set(oracle_recs[C.USER])), dtype=np.int64)

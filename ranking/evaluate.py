@@ -24,8 +24,9 @@ from ranking.ranker import Ranker
 from ranking.transforms import model_matrix, unknown_cost
 
 K = 20
-OracleFn = Callable[[npt.NDArray[np.int64], dict[int, set[str]], int], pd.DataFrame]
-"""(users, already-seen movies, k) -> the ground truth's best k per user (user_id, movie_id, rank)."""
+OracleFn = Callable[[npt.NDArray[np.int64], dict[int, set[str]], int, pd.Timestamp], pd.DataFrame]
+"""(users, already-seen movies, k, as-of time) -> the ground truth's best k per user (user_id, movie_id, rank),
+among movies released by then."""
 
 
 @dataclass
@@ -65,10 +66,12 @@ def score_lists(
 
 
 def model_lists(ranker: Ranker, ex: ExampleSet, rule: CostRule | float | None, k: int = K) -> pd.DataFrame:
-    """The ranker's top k per user from the example set's candidates under a cost rule (a bare λ: no cap)."""
+    """The ranker's top k per user from the example set's candidates under a cost rule (a bare λ: no cap; None: the model's)."""
     frame = ex.frame
-    if not isinstance(rule, CostRule):
-        rule = CostRule(lam=(ranker.meta.default_lambda or 0.0) if rule is None else rule)
+    if rule is None:
+        rule = CostRule(lam=ranker.meta.default_lambda or 0.0, max_mean_cost=ranker.meta.default_cost_budget)
+    elif not isinstance(rule, CostRule):
+        rule = CostRule(lam=rule)
     meta = ranker.meta
     assumed = meta.cost_scale if meta.unknown_cost is None else meta.unknown_cost
     scores = ranker.score(ex.x)

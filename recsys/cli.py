@@ -112,13 +112,29 @@ def train(
 
 @app.command()
 def evaluate(
-    report_dir: Path = typer.Option(Path("reports"), help="Where the comparison report and the λ plot go."),
+    report_dir: Path = typer.Option(Path("reports"), help="Where the evaluation report goes."),
+    lists: Path | None = typer.Option(
+        None, help="Instead: write the champion's lists as of --as-of for --sample users (JSON) to this file."
+    ),
+    sample: int = typer.Option(
+        50, min=1, help="Users (with history, seeded draw) whose lists --lists writes."
+    ),
+    as_of: str = typer.Option(
+        "stream", help="Time of --lists: `stream` (latest event ingested) or an ISO time."
+    ),
 ) -> None:
     """Compare the registered rankers (champion, challenger) with every baseline and the oracle on the current data."""
+    import json
+
     from recsys.settings import get_settings
-    from recsys.training import run_evaluation
+    from recsys.training import run_evaluation, run_served_lists
 
     s = get_settings()
+    if lists is not None:
+        served = run_served_lists(s.var, s.redis_url, None, sample, as_of)
+        lists.write_text(json.dumps({str(u): m for u, m in served.items()}, indent=1))
+        typer.echo(f"{len(served)} users' lists as of {as_of} written to {lists}")
+        return
     run_evaluation(s.var, s.redis_url, report_dir, progress=typer.echo)
     typer.echo((report_dir / "evaluation.md").read_text())
 

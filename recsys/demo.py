@@ -46,12 +46,17 @@ def _stack(ctx: DemoContext) -> None:
 
 
 def _world(ctx: DemoContext) -> None:
+    from datetime import UTC, datetime
+
     from simulator.settings import get_sim_settings
     from simulator.store import save_world
+    from simulator.temporal import TemporalConfig
     from simulator.world import generate_world
 
     s = get_sim_settings()
-    world = generate_world(ctx.users, ctx.movies, seed=ctx.seed)
+    # The simulated period is centred on today: releases, hype and weekly rhythm fall in the demo's history.
+    temporal = TemporalConfig().centred(datetime.now(UTC))
+    world = generate_world(ctx.users, ctx.movies, seed=ctx.seed, temporal=temporal)
     save_world(world, s.sim_dir)
     ctx.facts["world"] = f"{ctx.users:,} users x {ctx.movies:,} movies (seed {ctx.seed}) in {s.sim_dir}"
 

@@ -44,7 +44,7 @@ def simulator_oracle(var: Path) -> OracleFn | None:
 
     n_users = len(truth.world.population)
 
-    def oracle(users: npt.NDArray[np.int64], seen: dict[int, set[str]], k: int) -> pd.DataFrame:
+    def oracle(users: npt.NDArray[np.int64], seen: dict[int, set[str]], k: int, at: pd.Timestamp) -> pd.DataFrame:
         # Only the world's users have a ground truth (ids 1..n); others get no rows and are
         # left out of every model's evaluation when an oracle is used.
         users = users[(users >= 1) & (users <= n_users)]
@@ -52,7 +52,7 @@ def simulator_oracle(var: Path) -> OracleFn | None:
                                 C.RANK: pd.Series(dtype="int64")})]  # fmt: skip
         for start in range(0, len(users), 500):
             batch = users[start : start + 500]
-            aff = truth.affinity(batch).astype(np.float64)
+            aff = truth.oracle_scores(batch, at).astype(np.float64)  # unreleased movies: -inf
             for row, user in enumerate(batch):
                 for m in seen.get(int(user), ()):
                     j = index.get(m)
@@ -139,3 +139,41 @@ def run_evaluation(var: Path, redis_url: str, report_dir: Path, progress: Any = 
              f"**Verdict:** {cmp.verdict.reason()}.", ""]  # fmt: skip
     (report_dir / "evaluation.md").write_text("\n".join(lines))
     return cmp.verdict.reason()
+
+
+def stream_clock(redis_url: str) -> pd.Timestamp:
+    """The latest event time ingested (the service's `stream` clock), as a UTC timestamp."""
+    import redis
+
+    from feature_repo.online_signal import read_clock
+
+    value = read_clock(redis.Redis.from_url(redis_url, socket_timeout=5.0))
+    if value is None:
+        raise RuntimeError("no stream clock in Redis yet: ingest some events first")
+    return pd.Timestamp(value, unit="s", tz="UTC")
+
+
+def run_served_lists(
+    var: Path,
+    redis_url: str,
+    users: npt.NDArray[np.int64] | None,
+    sample: int,
+    as_of: str = "stream",
+    ref: str = "champion",
+) -> dict[int, list[str]]:
+    """What `ref` serves as of the stream clock (or an ISO time) to `users` (default: a seeded sample with history)."""
+    from ingestion.feast_bridge import open_feature_store
+    from ranking.interactions import load_movies, load_sessions
+    from ranking.served_lists import lists_as_of
+
+    registry = ModelRegistry.open(RankSettings(var_dir=var))
+    info = registry.show(ref)
+    when = stream_clock(redis_url) if as_of == "stream" else pd.Timestamp(as_of, tz="UTC")
+    if users is None:
+        known = pd.unique(load_sessions(var / "offline")[C.USER].to_numpy(dtype=np.int64))
+        rng = np.random.default_rng(7)
+        users = np.sort(rng.choice(known, min(sample, len(known)), replace=False))
+    movies = load_movies(var / "offline")
+    genres = dict(zip(movies[C.ITEM], movies["genres"], strict=True))
+    store = open_feature_store(var, redis_url)
+    return lists_as_of(registry.download(info.version), store, users, when, genres)

@@ -60,3 +60,23 @@ def test_snapshot_round_trip_restores_identical_state(tmp_path: Path) -> None:
     snapshots.load(snapshots.latest(tmp_path, "movielog", 0, 42)[1], again)  # type: ignore[index]
     assert again.users == s.users
     assert snapshots.latest(tmp_path, "movielog", 0, 41) is None
+
+
+def test_a_batch_spanning_days_keeps_each_days_end_state_for_the_offline_store() -> None:
+    """A replayed log lands days of events in one batch: each closed day leaves its own point-in-time row."""
+    from ingestion.state import DAY_NS, UserState
+    from ingestion.user_features import WATCH_VIEW, user_rows, with_day_rows
+
+    state = UserState(lambda _: (0,))
+    day0 = 10 * DAY_NS
+    for m in range(3):
+        state.watch(day0 + m * 60 * 10**9, 7, "a", m)
+    for m in range(5):
+        state.watch(day0 + 2 * DAY_NS + m * 60 * 10**9, 7, "b", m)
+    touched, _ = state.drain()
+    rows = with_day_rows(user_rows(state, touched, 0), state.drain_days(), 0)[WATCH_VIEW].to_pylist()
+    assert [r["watch_count_total"] for r in rows] == [1, 2]
+    assert rows[0]["recent_movie_ids"] == ["a"] and rows[1]["recent_movie_ids"] == ["b", "a"]
+    assert rows[0]["last_active_ts"] == (day0 + 2 * 60 * 10**9) // 10**9
+    assert rows[0]["watch_minutes_1d"] == 3.0 and rows[1]["watch_minutes_1d"] == 5.0
+    assert state.drain_days() == []  # taken once
