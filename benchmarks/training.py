@@ -108,7 +108,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 REPO = _HERE.parent
 RESULTS = _HERE / "results" / "training.json"
-PLOT = _HERE / "results" / "training_lambda_tradeoff.png"
+PLOT = _HERE / "results" / "training_cost_pareto.png"
+BASELINES = ("popularity", "recency_popularity", "item_item", "als")
+"""The baselines LambdaRank must beat (`ranking.candidate_index.POLICIES`)."""
 REDIS_URL = "redis://127.0.0.1:6379/7"
 TARGETS = {"trainset_seconds": 300.0, "train_seconds": 600.0, "peak_rss_mb": 12_288.0}
 START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -175,14 +177,16 @@ def _log(message: str) -> None:
 @contextmanager
 def step_timer(seconds: dict[str, float]) -> Iterator[None]:
     """Accumulate the time `prepare` spends in each stage (wrappers that only time; restored on exit)."""
+    import ranking.candidate_index as ci
     import ranking.dataset as ds
     import ranking.train as tr
 
     targets: list[tuple[str, Any, str]] = [
         ("load", tr, "load_sessions"), ("load", tr, "load_ratings"), ("load", tr, "load_movies"),
-        ("history", ds, "history"), ("popularity_fit", ds.PopularityGenerator, "fit"),
-        ("als_fit", ds.ALSGenerator, "fit"), ("seen_items", ds, "seen_items"), ("labels", ds, "labels"),
-        ("candidates", ds, "candidates"), ("feast_join", ds, "join_features"), ("model_matrix", ds, "model_matrix"),
+        ("half_life_tuning", tr, "tune_half_life"), ("history", ds, "history"),
+        ("popularity_fit", ci.PopularityGenerator, "fit"), ("als_fit", ci.ALSGenerator, "fit"),
+        ("item_item_fit", ci.ItemItemGenerator, "fit"), ("labels", ds, "labels"),
+        ("candidates", ds, "candidate_rows"), ("feast_join", ds, "join_features"), ("model_matrix", ds, "model_matrix"),
     ]  # fmt: skip
 
     def timed(step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -628,12 +632,10 @@ def _score(scores: list[Any], name: str) -> Any:
     return next(s for s in scores if s.model == name)
 
 
-def run(var: Path, max_users: int | None, report_dir: Path) -> dict[str, Any]:
-    """prepare, train, compare — each timed, with peak RSS per phase; the figures as a dict."""
+def run(var: Path, max_users: int | None, report_dir: Path, tune_seconds: float) -> dict[str, Any]:
+    """`ranking.train.train_and_evaluate` as `recsys train` runs it, each phase timed; the figures as a dict."""
     from ingestion.feast_bridge import open_feature_store
-    from ranking.dataset import ExampleSet
-    from ranking.ranker import Ranker
-    from ranking.train import compare, prepare
+    from ranking.train import train_and_evaluate
     from recsys.training import simulator_oracle
 
     out: dict[str, Any] = {}
@@ -641,65 +643,42 @@ def run(var: Path, max_users: int | None, report_dir: Path) -> dict[str, Any]:
         t = time.perf_counter()
         store = open_feature_store(var, REDIS_URL)
         out["store_open_seconds"] = time.perf_counter() - t
-        rss.mark()
-        _log(f"Feast store open/applied: {out['store_open_seconds']:.1f} s; building the training set")
-
-        t = time.perf_counter()
+        _log(f"Feast store open/applied: {out['store_open_seconds']:.1f} s; training")
         steps: dict[str, float] = {}
         with step_timer(steps):
-            prep = prepare(var, store, max_users=max_users, progress=_log)
-        out["trainset_seconds"] = time.perf_counter() - t
-        out["trainset_breakdown_seconds"] = steps | {"other": out["trainset_seconds"] - sum(steps.values())}
-        out["trainset_peak_rss_mb"] = rss.mark()
-        _log(f"training set: {out['trainset_seconds']:.1f} s, peak RSS {out['trainset_peak_rss_mb']:,.0f} MB; "
-             + ", ".join(f"{k} {v:.1f} s" for k, v in out["trainset_breakdown_seconds"].items()))  # fmt: skip
-
-        train = ExampleSet.concat([prep.sets[s.name] for s in prep.splits if s.name.startswith("train")])
-        valid = prep.sets["valid"]
-        cost_scale = float(prep.cost.median()) if len(prep.cost) else 1.0
-        t = time.perf_counter()
-        ranker = Ranker.train(
-            train.x, train.y, train.groups, cost_scale, None, (valid.x, valid.y, valid.groups)
-        )
-        out["train_seconds"] = time.perf_counter() - t
-        out["train_peak_rss_mb"] = rss.mark()
-        out["boosting_rounds"] = int(ranker.booster.current_iteration())
-        out["best_iteration"] = int(ranker.booster.best_iteration)
-        _log(f"LambdaRank: {out['train_seconds']:.1f} s, {out['boosting_rounds']} rounds "
-             f"(best {out['best_iteration']}), peak RSS {out['train_peak_rss_mb']:,.0f} MB")  # fmt: skip
-
-        ranker.meta.default_lambda = None  # chosen by the sweep inside compare(), as train_and_evaluate does
-        t = time.perf_counter()
-        scores, chosen, selected = compare(
-            prep,
-            {"lambdarank": ranker},
-            report_dir,
-            simulator_oracle(var),
-            {"lambdarank": out["train_seconds"]},
-        )
-        out["evaluate_seconds"] = time.perf_counter() - t
-        out["evaluate_peak_rss_mb"] = rss.mark()
-        _log(f"evaluation: {out['evaluate_seconds']:.1f} s, peak RSS {out['evaluate_peak_rss_mb']:,.0f} MB")
+            result = train_and_evaluate(var, store, var / "models" / "bench", report_dir, simulator_oracle(var),
+                                        max_users=max_users, progress=_log, tune_seconds=tune_seconds,
+                                        tune_trials=100)  # fmt: skip
+    sec = result.seconds
     out["peak_rss_mb"] = rss.peak / 2**20
-    out["chosen_lambda"], out["selected"] = chosen, selected
-    out["max_users_per_cutoff"] = max_users
-    out["rows"] = {name: len(ex.y) for name, ex in prep.sets.items()}
-    out["groups"] = {name: len(ex.groups) for name, ex in prep.sets.items()}
-    out["positives"] = {name: int((ex.y > 0).sum()) for name, ex in prep.sets.items()}
-    out["train_rows"], out["train_groups"] = len(train.y), len(train.groups)
-    out["cutoffs"] = {s.name: f"{s.cutoff:%Y-%m-%d %H:%M:%S}" for s in prep.splits}
-    by = {s.model: s for s in scores}
-    named = {"popularity": by["popularity"], "als": by["als"], "lambdarank": by[f"lambdarank (λ={chosen:g})"],
+    out |= {f"{k}_seconds": v for k, v in sec.items()}
+    # The candidate index shipped with the model is fit inside train_and_evaluate, after evaluation.
+    out["trainset_breakdown_seconds"] = steps | {"other": max(0.0, sec["trainset"] - sum(
+        v for k, v in steps.items()))}  # fmt: skip
+    cmp = result.comparison
+    by = {x.model: x for x in cmp.scores}
+    served = cmp.verdict.candidate
+    named = {"popularity": by["popularity"], "recency_popularity": by["recency_popularity"],
+             "item_item": by["item_item"], "als": by["als"], "lambdarank": by[served],
              "lambdarank_lambda0": by["lambdarank (λ=0)"], "oracle": by.get("oracle")}  # fmt: skip
     for metric in ("ndcg20", "cost20", "recall20", "map20", "coverage"):
         out[metric] = {k: (getattr(v, metric) if v is not None else None) for k, v in named.items()}
     out["share_of_oracle"] = {
         k: v.share_of_oracle for k, v in named.items() if v is not None and k != "oracle"
     }
-    out["scoring_p99_ms"] = by[f"lambdarank (λ={chosen:g})"].p99_ms
-    out["test_users"] = int(
-        json.loads((report_dir / "model_comparison.json").read_text())["rows"]["test_users"]
-    )
+    out["served_rule"] = served
+    out["verdict"] = cmp.verdict.as_dict()
+    out["candidate_recall"] = cmp.candidate_recall
+    out["cost_cut_at_5pct_ndcg_loss"] = cmp.cost_test.get("cost_cut_at_5pct_ndcg_loss")
+    out["cost_rule_test"] = cmp.cost_test.get("chosen")
+    out["chosen_cost_rule"] = result.cost.rule.label
+    out["half_life_days"] = result.half_life
+    out["tuning"] = None if result.tuning is None else {
+        "trials": result.tuning.trials, "best_valid_ndcg20": result.tuning.best_valid_ndcg,
+        "params": {k: v for k, v in vars(result.tuning.params).items() if k != "label_gain"}}  # fmt: skip
+    out["scoring_p99_ms"] = by[served].p99_ms
+    out["test_users"] = cmp.users
+    out["rows"] = result.rows
     return out
 
 
@@ -730,6 +709,7 @@ def main() -> None:
     parser.add_argument("--generate-only", action="store_true", help="Generate (or reuse) the offline store in "
                         "--work and stop: a later run with the same arguments reuses it.")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON figures.")
+    parser.add_argument("--tune-seconds", type=float, default=300.0, help="Optuna time box (reported apart).")
     args = parser.parse_args()
     if args.generate_only and args.work is None:
         parser.error("--generate-only needs --work (a default work folder is removed at the end)")
@@ -772,14 +752,24 @@ def main() -> None:
         if args.generate_only:
             print(f"offline store ready in {work}")
             return
-        figures = run(work / "var", args.max_users or None, work / "report")
-        if (work / "report" / "lambda_tradeoff.png").exists() and args.out == RESULTS:
-            shutil.copyfile(work / "report" / "lambda_tradeoff.png", PLOT)
+        figures = run(work / "var", args.max_users or None, work / "report", args.tune_seconds)
+        if (work / "report" / "cost_pareto.png").exists() and args.out == RESULTS:
+            shutil.copyfile(work / "report" / "cost_pareto.png", PLOT)
+        if args.out == RESULTS:
+            shutil.copyfile(
+                work / "report" / "model_comparison.md", RESULTS.with_name("training_comparison.md")
+            )
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 
     failed = [k for k, limit in TARGETS.items() if figures[k] > limit]
+    best_baseline = max(figures["ndcg20"][k] for k in BASELINES)
+    quality = {
+        "share_of_oracle_lambdarank_ge_0.70": (figures["share_of_oracle"].get("lambdarank") or 0) >= 0.70,
+        "lambdarank_ge_1.05x_best_baseline": figures["ndcg20"]["lambdarank"] >= 1.05 * best_baseline,
+        "cost_cut_at_5pct_ndcg_loss_ge_0.30": (figures["cost_cut_at_5pct_ndcg_loss"] or 0) >= 0.30,
+    }
     result = {
         "users": args.users,
         "movies": args.movies,
@@ -788,13 +778,14 @@ def main() -> None:
         "ratings": gen["ratings"],
         "active_users": gen["active_users"],
         "minutes_watched": gen["minutes_watched"],
-        "max_users_per_cutoff": figures["max_users_per_cutoff"],
+        "max_users_per_cutoff": args.max_users or None,
         "trainset_seconds": figures["trainset_seconds"],
+        "tune_seconds": figures["tune_seconds"],
         "train_seconds": figures["train_seconds"],
         "evaluate_seconds": figures["evaluate_seconds"],
+        "candidate_index_seconds": figures["candidate_index_seconds"],
         "trainset_breakdown_seconds": figures["trainset_breakdown_seconds"],
         "peak_rss_mb": figures["peak_rss_mb"],
-        "peak_rss_mb_by_phase": {p: figures[f"{p}_peak_rss_mb"] for p in ("trainset", "train", "evaluate")},
         "store_open_seconds": figures["store_open_seconds"],
         "ndcg20": figures["ndcg20"],
         "cost20": figures["cost20"],
@@ -802,18 +793,18 @@ def main() -> None:
         "map20": figures["map20"],
         "coverage20": figures["coverage"],
         "share_of_oracle": figures["share_of_oracle"],
-        "chosen_lambda": figures["chosen_lambda"],
-        "selected": figures["selected"],
+        "ndcg20_vs_best_baseline": figures["ndcg20"]["lambdarank"] / best_baseline if best_baseline else None,
+        "candidate_recall": figures["candidate_recall"],
+        "cost_cut_at_5pct_ndcg_loss": figures["cost_cut_at_5pct_ndcg_loss"],
+        "cost_rule_test": figures["cost_rule_test"],
+        "chosen_cost_rule": figures["chosen_cost_rule"],
+        "served_rule": figures["served_rule"],
+        "verdict": figures["verdict"],
+        "half_life_days": figures["half_life_days"],
+        "tuning": figures["tuning"],
         "scoring_p99_ms": figures["scoring_p99_ms"],
         "test_users": figures["test_users"],
         "rows": figures["rows"],
-        "groups": figures["groups"],
-        "positives": figures["positives"],
-        "train_rows": figures["train_rows"],
-        "train_groups": figures["train_groups"],
-        "boosting_rounds": figures["boosting_rounds"],
-        "best_iteration": figures["best_iteration"],
-        "cutoffs": figures["cutoffs"],
         "generation": {
             "seconds": gen["seconds"],
             "process_seconds": gen.get("process_seconds"),
@@ -824,36 +815,41 @@ def main() -> None:
         "targets": TARGETS,
         "meets_targets": not failed,
         "failed_targets": failed,
+        "quality_targets": quality,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM",
     }
     result = _round(result)
     print(f"world {args.users:,} users x {args.movies:,} movies; {args.sessions:,} sessions over {args.days:g} days, "
-          f"{gen['ratings']:,} ratings; {figures['max_users_per_cutoff'] or 'all':,} users per cut-off")  # fmt: skip
+          f"{gen['ratings']:,} ratings; {args.max_users or 'all':,} users per cut-off")  # fmt: skip
     print(f"training set   : {result['trainset_seconds']:>8.1f} s (target {TARGETS['trainset_seconds']:.0f}); "
-          f"train {result['train_rows']:,} rows / {result['train_groups']:,} groups; "
           + ", ".join(f"{k} {v:,}" for k, v in result["rows"].items()))  # fmt: skip
     print(
         "  breakdown    : "
         + ", ".join(f"{k} {v:.1f} s" for k, v in result["trainset_breakdown_seconds"].items())
     )
-    print(f"training       : {result['train_seconds']:>8.1f} s (target {TARGETS['train_seconds']:.0f}); "
-          f"{result['boosting_rounds']} rounds, best {result['best_iteration']}")  # fmt: skip
+    print(f"tuning         : {result['tune_seconds']:>8.1f} s (reported apart); {result['tuning']}")
+    print(f"training       : {result['train_seconds']:>8.1f} s (target {TARGETS['train_seconds']:.0f})")
     print(f"evaluation     : {result['evaluate_seconds']:>8.1f} s; {result['test_users']:,} test users")
-    print(f"peak RSS       : {result['peak_rss_mb']:>8,.0f} MB (target {TARGETS['peak_rss_mb']:,.0f}); "
-          + ", ".join(f"{k} {v:,.0f}" for k, v in result["peak_rss_mb_by_phase"].items()))  # fmt: skip
-    for model in ("popularity", "als", "lambdarank", "lambdarank_lambda0", "oracle"):
-        label = f"{model} (λ={result['chosen_lambda']:g})" if model == "lambdarank" else model
-        ndcg, cost = result["ndcg20"].get(model), result["cost20"].get(model)
+    print(f"peak RSS       : {result['peak_rss_mb']:>8,.0f} MB (target {TARGETS['peak_rss_mb']:,.0f})")
+    for model, ndcg in result["ndcg20"].items():
         if ndcg is not None:
-            print(f"  {label:22s} NDCG@20 {ndcg:.4f}  cost@20 {cost:.3f} USD")
+            share = result["share_of_oracle"].get(model)
+            print(f"  {model:22s} NDCG@20 {ndcg:.4f}  cost@20 {result['cost20'][model]:.3f} USD"
+                  + (f"  {share:.0%} of oracle" if share is not None else ""))  # fmt: skip
+    print(f"candidate recall: {result['candidate_recall']}")
+    print(f"verdict        : {result['verdict']['reason']}")
+    print(
+        f"cost cut at ≤5% NDCG loss (test): {result['cost_cut_at_5pct_ndcg_loss']} ({result['cost_rule_test']})"
+    )
     g = result["generation"]
     print(f"generation     : {g['process_seconds'] or 0:>8.1f} s, peak RSS {g['peak_rss_mb'] or 0:,.0f} MB "
           f"(not part of the targets{'; reused' if reused else ''})")  # fmt: skip
     print(
         f"meets targets  : {result['meets_targets']}" + (f" (failed: {', '.join(failed)})" if failed else "")
     )
+    print(f"quality targets: {quality}")
     from ingestion.progress import atomic_write
 
     atomic_write(args.out, (json.dumps(result, indent=2, ensure_ascii=False) + "\n").encode())

@@ -29,9 +29,9 @@ I64 = npt.NDArray[np.int64]
 
 
 def half_life_grid(span: pd.Timedelta) -> list[float]:
-    """Candidate half-lives in days: fractions of the span plus 1, 7 and 30 days, within [1 hour, 10 years]."""
+    """Candidate half-lives in days: fractions of the span plus 1 hour, 6 hours, 1, 7 and 30 days, within [1 hour, 10 years]."""
     days = span.total_seconds() / 86_400
-    grid = {days / 100, days / 30, days / 10, days / 3, days, 1.0, 7.0, 30.0}
+    grid = {days / 300, days / 100, days / 30, days / 10, days / 3, days, 1 / 24, 0.25, 1.0, 7.0, 30.0}
     return sorted(round(g, 4) for g in grid if 1 / 24 <= g <= 3650 and g <= 3 * days)
 
 
