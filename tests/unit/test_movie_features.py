@@ -95,3 +95,13 @@ def test_completion_rate_caps_each_session_and_needs_a_runtime(tmp_path: Path) -
     unknown = _layout(tmp_path / "other", [(0.1, 0.5, 50), (2.5, 2.6, 10)])
     pop = movie_rows(unknown, {}, created_ns=1)["movie_popularity"]
     assert pop.num_rows == 3 and set(pop["completion_rate"].to_pylist()) == {None}
+
+
+def test_first_play_is_the_movies_first_play_and_never_after_the_row(tmp_path: Path) -> None:
+    """`first_play_ts` (days in stream) is point in time: every row's value is at or before its stamp."""
+    layout = _layout(tmp_path, [(0.5, 1.0, 30), (30.2, 31.0, 40), (50.0, 50.5, 20)])
+    pop = movie_rows(layout, {}, created_ns=1)["movie_popularity"]
+    first = pop["first_play_ts"].to_pylist()
+    stamps = [t.timestamp() for t in pop["event_timestamp"].to_pylist()]
+    assert set(first) == {int(_at(0.5).timestamp())}
+    assert all(f <= s for f, s in zip(first, stamps, strict=True))
