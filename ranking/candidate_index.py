@@ -241,43 +241,59 @@ class CandidateIndex:
             return int(self._user_order[at])
         return -1
 
-    def _scores(self, user_id: int, recent: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.float64]]:
-        """Every generator's score over the whole vocabulary (-inf: not proposable)."""
+    def _scores(
+        self, user_id: int, recent: npt.NDArray[np.int64], which: frozenset[str] = frozenset(GENERATORS)
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """The named generators' scores over the whole vocabulary (-inf: not proposable); fresh arrays."""
         n = len(self.items)
-        row = self._row(user_id)
-        als = np.full(n, -np.inf)
-        if row >= 0 and self._item_factors.shape[1]:
-            als[self._als_to_vocab] = self._item_factors[self._als_to_vocab] @ self._user_factors[row]
-        item = np.full(n, -np.inf)
-        if len(recent):
-            weights = RECENT_DECAY ** np.arange(len(recent), dtype=np.float64)
-            summed = np.asarray(self._similar[recent].T @ weights, dtype=np.float64).ravel()
-            item = np.where(summed > 0, summed, -np.inf)
-        return {
-            "pop": self._pop_score.copy(),
-            "pop_all": self._pop_all_score.copy(),
-            "als": als,
-            "item": item,
-        }
+        out: dict[str, npt.NDArray[np.float64]] = {}
+        if "pop" in which:
+            out["pop"] = self._pop_score.copy()
+        if "pop_all" in which:
+            out["pop_all"] = self._pop_all_score.copy()
+        if "als" in which:
+            row = self._row(user_id)
+            als = np.full(n, -np.inf)
+            if row >= 0 and self._item_factors.shape[1]:
+                als[self._als_to_vocab] = self._item_factors[self._als_to_vocab] @ self._user_factors[row]
+            out["als"] = als
+        if "item" in which:
+            item = np.full(n, -np.inf)
+            if len(recent):
+                weights = RECENT_DECAY ** np.arange(len(recent), dtype=np.float64)
+                summed = np.asarray(self._similar[recent].T @ weights, dtype=np.float64).ravel()
+                item = np.where(summed > 0, summed, -np.inf)
+            out["item"] = item
+        return out
 
     def _seen(self, user_id: int, recent: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return np.concatenate([self.watched(user_id), recent]).astype(np.int64)
+
+    def generator_lists(
+        self, policies: list[str], user_id: int, recent: npt.NDArray[np.int64], k: int
+    ) -> dict[str, npt.NDArray[np.int64]]:
+        """Each baseline policy's top k for the user (seen excluded), topped up with recency popularity."""
+        scores = self._scores(user_id, recent, frozenset({POLICIES[p] for p in policies} | {"pop"}))
+        seen = self._seen(user_id, recent)
+        pop = scores["pop"].copy()
+        pop[seen] = -np.inf
+        out: dict[str, npt.NDArray[np.int64]] = {}
+        for policy in policies:
+            own = scores[POLICIES[policy]]
+            own[seen] = -np.inf
+            top = _top(own, k)
+            if len(top) < k:
+                rest = pop.copy()
+                rest[top] = -np.inf
+                top = np.concatenate([top, _top(rest, k - len(top))])
+            out[policy] = top
+        return out
 
     def generator_list(
         self, policy: str, user_id: int, recent: npt.NDArray[np.int64], k: int
     ) -> npt.NDArray[np.int64]:
         """A baseline policy's top k for the user (seen excluded), topped up with recency popularity."""
-        scores = self._scores(user_id, recent)
-        seen = self._seen(user_id, recent)
-        own = scores[POLICIES[policy]]
-        own[seen] = -np.inf
-        top = _top(own, k)
-        if len(top) < k:
-            pop = scores["pop"]
-            pop[seen] = -np.inf
-            pop[top] = -np.inf
-            top = np.concatenate([top, _top(pop, k - len(top))])
-        return top
+        return self.generator_lists([policy], user_id, recent, k)[policy]
 
     def candidates(self, user_id: int, recent: npt.NDArray[np.int64] | None = None) -> UserCandidates:
         """The union of every generator's top k for the user, without what they watched.

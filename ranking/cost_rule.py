@@ -1,8 +1,8 @@
 """Choosing how license cost enters the ranking, on the validation cut-off, by a stated business rule.
 
 Operating points (`ranking.pareto.candidate_rules`): the penalty λ over `LAMBDAS` (score −
-λ · cost / median cost) and, at λ = 0, a cap on the mean cost of the served list at fractions of
-the λ = 0 lists' mean cost (`ranking.cost_policy.rerank`). Each point's NDCG@20, mean list cost,
+λ · cost / median cost) and a cap on the mean cost of the served list at fractions of the λ = 0
+lists' mean cost (`ranking.cost_policy.rerank`), alone and with the small penalties `CROSS_LAMBDAS`. Each point's NDCG@20, mean list cost,
 expected watches and cost paid are measured on the validation cut-off; `pareto.BUSINESS_RULE`
 picks one, and the same rule on the test cut-off gives the reported cost cut. Without any known
 license cost there is nothing to trade: λ = 0, no cap, and the report says why.
@@ -24,6 +24,8 @@ from ranking.ranker import Ranker
 
 LAMBDAS: Final = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 """Cost-penalty weights swept on the validation cut-off."""
+CROSS_LAMBDAS: Final = (0.01, 0.02, 0.05)
+"""Small penalties also tried together with each cap (a mild penalty orders the list, the cap bounds its cost)."""
 
 
 @dataclass
@@ -58,7 +60,10 @@ def sweep(
     args = (users, items, scores, truth, cost, meta.cost_scale, assumed)
     if base_cost20 is None:
         base_cost20 = evaluate_rules([CostRule()], *args)[0].cost20
-    return evaluate_rules(candidate_rules(LAMBDAS, base_cost20), *args)
+    rules = candidate_rules(LAMBDAS, base_cost20)
+    caps = sorted({r.max_mean_cost for r in rules if r.max_mean_cost is not None})
+    rules += [CostRule(lam=lam, max_mean_cost=cap) for lam in CROSS_LAMBDAS for cap in caps]
+    return evaluate_rules(rules, *args)
 
 
 def choose_cost_rule(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -86,23 +87,32 @@ def model_lists(ranker: Ranker, ex: ExampleSet, rule: CostRule | float | None, k
 
 
 def policy_lists(
-    index: CandidateIndex, users: npt.NDArray[np.int64], recent: dict[int, list[str]], policy: str, k: int = K
-) -> pd.DataFrame:
-    """A baseline policy's top k per user, exactly as `CandidateIndex.generator_list` serves it."""
-    parts_u, parts_i, parts_r = [], [], []
+    index: CandidateIndex,
+    users: npt.NDArray[np.int64],
+    recent: dict[int, list[str]],
+    policies: list[str],
+    k: int = K,
+) -> tuple[dict[str, pd.DataFrame], list[float]]:
+    """Each baseline policy's top k per user, exactly as `CandidateIndex.generator_lists` serves it,
+    and the milliseconds each user's lists took."""
+    parts: dict[str, tuple[list[Any], list[Any]]] = {p: ([], []) for p in policies}
+    times = []
     for u in users:
-        top = index.generator_list(policy, int(u), index.positions(recent.get(int(u), [])), k)
-        parts_u.append(np.full(len(top), u, dtype=np.int64))
-        parts_i.append(index.items[top])
-        parts_r.append(np.arange(1, len(top) + 1))
-    cat = np.concatenate
-    return pd.DataFrame(
-        {
-            C.USER: cat(parts_u) if parts_u else np.empty(0, np.int64),
-            C.ITEM: cat(parts_i) if parts_i else np.empty(0, object),
-            C.RANK: cat(parts_r) if parts_r else np.empty(0, np.int64),
-        }
-    ).assign(**{C.SCORE: lambda f: -f[C.RANK].astype(np.float64)})
+        t0 = time.perf_counter()
+        tops = index.generator_lists(policies, int(u), index.positions(recent.get(int(u), [])), k)
+        times.append((time.perf_counter() - t0) * 1000)
+        for p, top in tops.items():
+            parts[p][0].append(np.full(len(top), u, dtype=np.int64))
+            parts[p][1].append(index.items[top])
+    out = {}
+    for p, (us, items) in parts.items():
+        user = np.concatenate(us) if us else np.empty(0, np.int64)
+        rank = np.concatenate([np.arange(1, len(x) + 1) for x in items]) if items else np.empty(0, np.int64)
+        out[p] = pd.DataFrame(
+            {C.USER: user, C.ITEM: np.concatenate(items) if items else np.empty(0, object), C.RANK: rank,
+             C.SCORE: -rank.astype(np.float64)}
+        )  # fmt: skip
+    return out, times
 
 
 def seen_sets(

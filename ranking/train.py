@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,19 @@ class PreparedSets:
     half_life: tuple[float, dict[float, float]] = (7.0, {})
     """Chosen recency-popularity half-life (days) and the validation NDCG@20 of each tried."""
     config: IndexConfig = field(default_factory=IndexConfig)
+    build: Callable[[str], None] | None = None
+    """Builds a deferred split (`prepare(defer=...)`) into `sets`, `truth` and `index_test`."""
+
+    def ensure(self, name: str) -> ExampleSet:
+        """The named split, built now if `prepare` deferred it."""
+        if name not in self.sets and self.build is not None:
+            t0 = time.perf_counter()
+            self.build(name)
+            self.seconds_deferred = time.perf_counter() - t0
+        return self.sets[name]
+
+    seconds_deferred: float = 0.0
+    """Time spent building deferred splits (evaluation's, not the training set's)."""
 
 
 @dataclass
@@ -81,11 +95,13 @@ class TrainResult:
 
 def prepare(
     var: Path, store: Any, max_users: int | None = None, progress: Any = print, only: set[str] | None = None,
-    index_test: CandidateIndex | None = None,
+    index_test: CandidateIndex | None = None, defer: frozenset[str] = frozenset(), test_users: int | None = None,
 ) -> PreparedSets:  # fmt: skip
     """Read the offline store, plan cut-offs, tune the half-life and build the example sets (all, or the named ones).
 
     `index_test`: score the test cut-off with this index (a shipped model's) instead of fitting one.
+    `defer`: splits built only when asked for (`PreparedSets.ensure`): the test set belongs to evaluation.
+    `test_users`: users sampled on the test cut-off (default `max_users`): more users, a tighter verdict.
     """
     offline = var / "offline"
     t0 = time.perf_counter()
@@ -112,26 +128,30 @@ def prepare(
     progress(f"recency popularity half-life {hl:g} days (validation NDCG@20 "
              + ", ".join(f"{h:g}d {v:.4f}" for h, v in tried.items()) + ")")  # fmt: skip
     config = IndexConfig(half_life_days=hl)
-    sets: dict[str, ExampleSet] = {}
-    truths: dict[str, pd.DataFrame] = {}
-    test_index = None
-    for split in splits:
-        if only is not None and split.name not in only:
-            continue
+    end = sessions[C.END_TS].max()
+    prep = PreparedSets(splits, {}, {}, None, cost, 0.0, end, unknown, absent, (hl, tried), config)
+
+    def build(name: str) -> None:
+        split = next(s for s in splits if s.name == name)
         # The test cut-off's index is fit on everyone, as the service's is: the lists judged are the lists served.
-        test = split.name == "test"
-        ex, index, truth = build_split(split, sessions, ratings, runtime, store, genres, max_users=max_users,
+        test = name == "test"
+        cap = (test_users or max_users) if test else max_users
+        ex, index, truth = build_split(split, sessions, ratings, runtime, store, genres, max_users=cap,
                                        config=config, index=index_test if test else None,
                                        als_users=None if test else ALS_USERS)  # fmt: skip
-        sets[split.name], truths[split.name] = ex, truth
+        prep.sets[name], prep.truth[name] = ex, truth
         progress(
-            f"  {split.name}: {len(ex.groups):,} users, {len(ex.y):,} rows, {int((ex.y > 0).sum()):,} positives"
+            f"  {name}: {len(ex.groups):,} users, {len(ex.y):,} rows, {int((ex.y > 0).sum()):,} positives"
         )
-        if split.name == "test":
-            test_index = index
-    end = sessions[C.END_TS].max()
-    return PreparedSets(splits, sets, truths, test_index, cost, time.perf_counter() - t0, end, unknown, absent,
-                        (hl, tried), config)  # fmt: skip
+        if test:
+            prep.index_test = index
+
+    prep.build = build
+    for split in splits:
+        if (only is None or split.name in only) and split.name not in defer:
+            build(split.name)
+    prep.seconds = time.perf_counter() - t0
+    return prep
 
 
 def _save_candidate_index(
@@ -160,11 +180,12 @@ def train_and_evaluate(
     progress: Any = print,
     tune_seconds: float = 60.0,
     tune_trials: int = 20,
+    test_users: int | None = None,
 ) -> TrainResult:
     """Build the sets, tune, train, choose the cost rule, compare on test; write the model and the reports."""
-    prep = prepare(var, store, max_users, progress)
+    prep = prepare(var, store, max_users, progress, defer=frozenset({"test"}), test_users=test_users)
     train = ExampleSet.concat([prep.sets[s.name] for s in prep.splits if s.name.startswith("train")])
-    valid, test = prep.sets["valid"], prep.sets["test"]
+    valid = prep.sets["valid"]
     cost_scale = float(prep.cost.median()) if len(prep.cost) else 1.0
     tuning = None
     t_tune = time.perf_counter()
@@ -176,14 +197,20 @@ def train_and_evaluate(
                  f"{tuning.best_valid_ndcg:.4f} with {tuning.params}")  # fmt: skip
     tune_s = time.perf_counter() - t_tune
     t0 = time.perf_counter()
-    ranker = Ranker.train(
-        train.x, train.y, train.groups, cost_scale, params, (valid.x, valid.y, valid.groups),
-        unknown_cost=unknown_cost(prep.cost),
-    )  # fmt: skip
-    train_s = time.perf_counter() - t0
+    if tuning is not None and tuning.best is not None:
+        # The best trial is the model: same data, same parameters, same seed; its fit time is the training time.
+        ranker, train_s = tuning.best, tuning.best_fit_seconds
+        ranker.meta.unknown_cost = unknown_cost(prep.cost)
+    else:
+        ranker = Ranker.train(
+            train.x, train.y, train.groups, cost_scale, params, (valid.x, valid.y, valid.groups),
+            unknown_cost=unknown_cost(prep.cost),
+        )  # fmt: skip
+        train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     choice = choose_cost_rule(ranker, valid, prep.truth["valid"], prep.cost, "license costs" in prep.absent)
     ranker.meta.default_lambda, ranker.meta.default_cost_budget = choice.lam, choice.budget
+    test = prep.ensure("test")  # evaluation data: built here, timed with the evaluation
     assert prep.index_test is not None
     comparison = compare(test, prep.truth["test"], prep.index_test, {"lambdarank": (ranker, choice.rule)},
                          prep.cost, prep.absent + ([] if oracle else ["oracle"]), oracle,
@@ -206,6 +233,7 @@ def train_and_evaluate(
     }
     result = TrainResult(out_dir, report_dir, comparison, choice, rows, tuning, prep.half_life[0],
                          {"trainset": prep.seconds, "tune": tune_s, "train": train_s, "evaluate": eval_s,
+                          "testset": prep.seconds_deferred,
                           "candidate_index": index_s})  # fmt: skip
     write_reports(result, prep)
     return result

@@ -70,6 +70,10 @@ class TuneResult:
     trials: int
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    best: Ranker | None = None
+    """The best trial's fitted ranker (no need to fit it again)."""
+    best_fit_seconds: float = float("nan")
+    """How long that fit took."""
 
 
 def tune_ranker(
@@ -89,7 +93,10 @@ def tune_ranker(
     start = base or RankerParams()
     t0 = time.perf_counter()
 
+    kept: dict[str, Any] = {"score": -np.inf}
+
     def objective(trial: Any) -> float:
+        t_fit = time.perf_counter()
         params = replace(
             start,
             learning_rate=trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
@@ -98,8 +105,10 @@ def tune_ranker(
             feature_fraction=trial.suggest_float("feature_fraction", 0.5, 1.0),
         )
         ranker = Ranker.train(*train, cost_scale, params, valid)
-        score = ranker.booster.best_score.get("valid", {}).get("ndcg@20", float("nan"))
-        return float(score)
+        score = float(ranker.booster.best_score.get("valid", {}).get("ndcg@20", float("nan")))
+        if score > kept["score"]:
+            kept.update(score=score, ranker=ranker, seconds=time.perf_counter() - t_fit)
+        return score
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     # The defaults first: tuning can only keep them or find better.
@@ -109,4 +118,5 @@ def tune_ranker(
     study.optimize(objective, n_trials=max(1, trials), timeout=max(budget_s, 1e-3))
     best = replace(start, **study.best_params)
     hist = [{"number": t.number, "value": t.value, **t.params} for t in study.trials]
-    return TuneResult(best, float(study.best_value), len(study.trials), time.perf_counter() - t0, hist)
+    return TuneResult(best, float(study.best_value), len(study.trials), time.perf_counter() - t0, hist,
+                      kept.get("ranker"), float(kept.get("seconds", float("nan"))))  # fmt: skip
