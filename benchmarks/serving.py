@@ -150,13 +150,14 @@ def _train_model(var: Path, store: Any, train_users: int, gen_hash: str) -> dict
     import pandas as pd
 
     from ranking.candidate_index import INDEX_DIR, CandidateIndex
-    from ranking.evaluate import choose_lambda, lambda_sweep, request_latency_ms
+    from ranking.cost_rule import choose_cost_rule
+    from ranking.evaluate import request_latency_ms
     from ranking.interactions import load_sessions
     from ranking.provenance import Provenance
     from ranking.ranker import Ranker
     from ranking.registry import COST20, NDCG20, P99_MS, ModelRegistry, smoke_test
     from ranking.settings import RankSettings
-    from ranking.train import LAMBDAS, prepare
+    from ranking.train import prepare
     from ranking.transforms import FEATURE_SERVICE
     from recsys.training import snapshot
 
@@ -171,21 +172,24 @@ def _train_model(var: Path, store: Any, train_users: int, gen_hash: str) -> dict
     t = time.perf_counter()
     ranker = Ranker.train(train.x, train.y, train.groups, cost_scale, None, (valid.x, valid.y, valid.groups))
     seconds["train"] = time.perf_counter() - t
-    sweep = lambda_sweep(ranker, valid, prep.truth["valid"], prep.cost, LAMBDAS)
-    lam = choose_lambda(sweep)
-    ranker.meta.default_lambda = lam
-    chosen = sweep[sweep["lambda"] == lam].iloc[0]
-    _, p99 = request_latency_ms(ranker, valid, lam)
+    choice = choose_cost_rule(ranker, valid, prep.truth["valid"], prep.cost, costs_absent=False)
+    lam = choice.lam
+    ranker.meta.default_lambda, ranker.meta.default_cost_budget = choice.lam, choice.budget
+    assert choice.choice is not None
+    chosen = {"ndcg20": choice.choice.point.ndcg20, "cost20": choice.choice.point.cost20}
+    _, p99 = request_latency_ms(ranker, valid, choice.rule)
     model_dir = var / "models" / "bench-serving"
     shutil.rmtree(model_dir, ignore_errors=True)
     ranker.save(model_dir)
-    data_end = prep.data_end
+    data_end, index_config = prep.data_end, prep.config
     del prep, train, valid
     if data_end is None:
         raise SystemExit("no sessions in the offline store")
     t = time.perf_counter()
     # As ranking.train ships it: fit on every session that ended before the end of the data.
-    index = CandidateIndex.build(load_sessions(var / "offline"), data_end + pd.Timedelta(seconds=1))
+    index = CandidateIndex.build(
+        load_sessions(var / "offline"), data_end + pd.Timedelta(seconds=1), config=index_config
+    )
     index.save(model_dir / INDEX_DIR)
     seconds["candidate_index"] = time.perf_counter() - t
     _log(
