@@ -210,6 +210,13 @@ def train_and_evaluate(
     t1 = time.perf_counter()
     choice = choose_cost_rule(ranker, valid, prep.truth["valid"], prep.cost, "license costs" in prep.absent)
     ranker.meta.default_lambda, ranker.meta.default_cost_budget = choice.lam, choice.budget
+    rows = {"train_rows": len(train.y), "train_groups": len(train.groups)}
+    # Training is over: free its rows (and LightGBM's copy of them) before the test set is built.
+    ranker.booster.free_dataset()
+    del train
+    for split in prep.splits:
+        if split.name.startswith("train"):
+            prep.sets.pop(split.name, None)
     test = prep.ensure("test")  # evaluation data: built here, timed with the evaluation
     assert prep.index_test is not None
     comparison = compare(test, prep.truth["test"], prep.index_test, {"lambdarank": (ranker, choice.rule)},
@@ -228,9 +235,7 @@ def train_and_evaluate(
     for s in comparison.scores:
         if s.model.startswith("lambdarank"):
             s.size_bytes = size
-    rows = {"train_rows": len(train.y), "train_groups": len(train.groups)} | {
-        f"{k}_rows": len(v.y) for k, v in prep.sets.items() if not k.startswith("train")
-    }
+    rows |= {f"{k}_rows": len(v.y) for k, v in prep.sets.items() if not k.startswith("train")}
     result = TrainResult(out_dir, report_dir, comparison, choice, rows, tuning, prep.half_life[0],
                          {"trainset": prep.seconds, "tune": tune_s, "train": train_s, "evaluate": eval_s,
                           "testset": prep.seconds_deferred,
