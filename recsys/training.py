@@ -44,7 +44,9 @@ def simulator_oracle(var: Path) -> OracleFn | None:
 
     n_users = len(truth.world.population)
 
-    def oracle(users: npt.NDArray[np.int64], seen: dict[int, set[str]], k: int, at: pd.Timestamp) -> pd.DataFrame:
+    def oracle(
+        users: npt.NDArray[np.int64], seen: dict[int, set[str]], k: int, at: pd.Timestamp
+    ) -> pd.DataFrame:
         # Only the world's users have a ground truth (ids 1..n); others get no rows and are
         # left out of every model's evaluation when an oracle is used.
         users = users[(users >= 1) & (users <= n_users)]
@@ -121,14 +123,24 @@ def run_evaluation(var: Path, redis_url: str, report_dir: Path, progress: Any = 
     rankers: dict[str, tuple[Ranker, CostRule]] = {}
     for alias in ("champion", "challenger"):
         info = registry.resolve(alias)
-        if info is not None and read_kind(path := registry.download(info.version))[0] != KIND_BASELINE:
-            ranker = Ranker.load(path)
-            rule = CostRule(
-                lam=ranker.meta.default_lambda or 0.0, max_mean_cost=ranker.meta.default_cost_budget
+        if info is None:
+            continue
+        if read_kind(path := registry.download(info.version))[0] == KIND_BASELINE:
+            progress(
+                f"{alias} v{info.version} is the baseline policy `{info.policy}`: in the table as a baseline"
             )
-            rankers[f"{alias} v{info.version}"] = (ranker, rule)
+            continue
+        try:
+            ranker = Ranker.load(path)
+        except ValueError as exc:  # trained by an older code version on other features
+            progress(f"{alias} v{info.version} not evaluated: {exc}")
+            continue
+        rule = CostRule(lam=ranker.meta.default_lambda or 0.0, max_mean_cost=ranker.meta.default_cost_budget)
+        rankers[f"{alias} v{info.version}"] = (ranker, rule)
     if not rankers:
-        raise RuntimeError("no ranker is champion or challenger in the registry: run `recsys train` first")
+        return (
+            "no registered ranker this code can score (champion and challenger are baselines or older models)"
+        )
     prep = prepare(var, open_feature_store(var, redis_url), progress=progress, only={"test"})
     assert prep.index_test is not None
     oracle = simulator_oracle(var)
