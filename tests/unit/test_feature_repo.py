@@ -39,7 +39,13 @@ CONTRACT: dict[str, tuple[str, int, dict[str, object]]] = {
     "movie_popularity": (
         "movie",
         30,
-        {"plays_1h": Int64, "plays_24h": Int64, "plays_7d": Int64, "completion_rate": Float32, "first_play_ts": Int64},
+        {
+            "plays_1h": Int64,
+            "plays_24h": Int64,
+            "plays_7d": Int64,
+            "completion_rate": Float32,
+            "first_play_ts": Int64,
+        },
     ),
     "movie_rating_stats": ("movie", 365, {"rating_count": Int64, "rating_mean": Float32}),
     "movie_metadata": (
