@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from feature_repo import online_marker
-from feature_repo.online_signal import MOVIE_VIEWS, bump
+from feature_repo.online_signal import MOVIE_VIEWS, advance_clock, bump
 
 USER_VIEWS = ("user_watch_stats", "user_rating_stats", "user_profile")
 """The user feature views ingestion writes."""
@@ -37,6 +37,26 @@ class RebuildReport:
     keys_before: int = 0
     keys_after: int = 0
     views: list[str] = field(default_factory=list)
+
+
+def _latest_event(store: Any, views: Sequence[str]) -> datetime | None:
+    """The latest event time in the views' offline files (None when there are none)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    latest: datetime | None = None
+    for name in views:
+        path = Path(store.get_feature_view(name).batch_source.path)
+        files = sorted(str(f) for f in path.parent.glob(path.name))
+        if not files:
+            continue
+        value = pc.max(
+            ds.dataset(files, format="parquet").to_table(columns=["event_timestamp"])["event_timestamp"]
+        )
+        ts = value.as_py()
+        if ts is not None and (latest is None or ts > latest):
+            latest = ts
+    return latest
 
 
 def rebuild(
@@ -62,6 +82,9 @@ def rebuild(
     report = RebuildReport(True, state.verdict, keys_before=int(client.dbsize()))
     try:
         now = datetime.now(UTC)
+        latest = _latest_event(store, views)
+        # A replayed historical log is "now" at its own latest event: each view's TTL window ends there.
+        anchor = min(now, latest) if latest is not None else now
         for i, name in enumerate(views):
             if progress is not None:
                 progress(name, i, len(views))
@@ -72,12 +95,14 @@ def rebuild(
             with contextlib.redirect_stdout(
                 io.StringIO()
             ):  # Feast prints per view; `progress` reports instead
-                store.materialize(start_date=now - view.ttl, end_date=now, feature_views=[name])
+                store.materialize(start_date=anchor - view.ttl, end_date=now, feature_views=[name])
             report.views.append(name)
         if progress is not None:
             progress("done", len(views), len(views))
         if any(v in MOVIE_VIEWS for v in views):
             bump(client)  # serving re-reads its movie table
+        if latest is not None:
+            advance_clock(client, latest.timestamp())  # the stream clock lived in the lost store too
         if set(views) >= set(ALL_VIEWS):
             online_marker.mark(client)
     finally:

@@ -257,7 +257,7 @@ def test_historical_features_keep_every_row_and_never_leak(repo: Repo) -> None:
     service = store.get_feature_service("ranker_v1")
     t0 = time.perf_counter()
     df = store.get_historical_features(entity_df=entity_df, features=service, full_feature_names=True).to_df()
-    print(f"get_historical_features, 5 rows x 25 features: {time.perf_counter() - t0:.2f} s")
+    print(f"get_historical_features, 5 rows x 26 features: {time.perf_counter() - t0:.2f} s")
     # Rows sharing a join key and a timestamp all come back (feast issue 6787 drops them on Dask).
     assert sorted(df["row"]) == [0, 1, 2, 3, 4]
     by_row = df.set_index("row")
@@ -274,7 +274,7 @@ def test_historical_features_keep_every_row_and_never_leak(repo: Repo) -> None:
     assert by_row.loc[0, "movie_rating_stats__rating_mean"] == pytest.approx(4.25)
     assert by_row.loc[0, "user_profile__occupation"] == "writer"
     assert list(by_row.loc[0, "user_watch_stats__genre_affinity"]) == pytest.approx([1 / 19] * 19)
-    assert len([c for c in df.columns if "__" in c]) == 25
+    assert len([c for c in df.columns if "__" in c]) == 26  # 25 + movie_popularity.first_play_ts
 
 
 def test_ranker_service_needs_full_feature_names(repo: Repo) -> None:

@@ -102,6 +102,16 @@ def test_own_log_years_in_the_past_trains_promotes_by_verdict_and_serves_what_ev
     clock = stream_clock(url)
     assert clock.year == 2019 and clock > START + pd.Timedelta(days=DAYS - 2)
 
+    # A lost online store is rebuilt around the log's own time (not today's TTL window), clock included.
+    from ingestion.feast_bridge import open_feature_store
+    from ingestion.rebuild import rebuild
+
+    client = redis.Redis.from_url(url)
+    keys = int(client.dbsize())
+    client.flushdb()
+    rebuild(open_feature_store(var, url), client)
+    assert stream_clock(url) == clock and int(client.dbsize()) >= keys - 1  # -1: the marker's lock
+
     # 2. train: cut-offs inside the log's span; the report names what the log lacks; the verdict decides
     reports = tmp_path / "reports"
     result, decision = run_training(var, url, reports, progress=lambda *_: None)
