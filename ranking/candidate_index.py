@@ -38,6 +38,7 @@ from ranking.candidates import (
 )
 from ranking.candidates.merge import MISSING_RANK
 from ranking.interactions import history
+from ranking.transforms import CANDIDATE_COLUMNS
 
 INDEX_DIR: Final = "candidates"
 """Sub-folder of a model directory that holds its candidate index (the registry ships it with the model)."""
@@ -90,16 +91,7 @@ class UserCandidates:
         return {g: int((self.features[f"rank_{g}"] != MISSING_RANK).sum()) for g in GENERATORS}
 
 
-CANDIDATE_FEATURES: Final[tuple[str, ...]] = (
-    "rank_pop",
-    "score_pop",
-    "rank_als",
-    "score_als",
-    "rank_item",
-    "score_item",
-    "sim_als_last",
-    "sim_item_last",
-)
+CANDIDATE_FEATURES: Final[tuple[str, ...]] = CANDIDATE_COLUMNS
 """The per-candidate columns `UserCandidates.features` holds (ranker inputs)."""
 
 
