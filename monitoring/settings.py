@@ -1,0 +1,60 @@
+"""Monitoring knobs (env prefix `RECSYS_MONITOR_`): windows, the hit window, thresholds, the metrics endpoint."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from core.settings import PlatformSettings
+
+
+class MonitorSettings(PlatformSettings):
+    """How `recsys monitor` reads the streams and when it calls something drift, skew or a miss."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_MONITOR_")
+
+    group_id: str = Field("recsys-monitor", description="Kafka consumer group of the online metrics job.")
+    window_s: int = Field(300, ge=1, description="Length of an online metrics window (log time, seconds).")
+    hit_window_s: int = Field(
+        1800, ge=1, description="A watch of a recommended movie this soon after the list counts as a hit."
+    )
+    rating_window_s: int = Field(
+        6 * 3600, ge=0, description="Ratings of a hit movie this soon after the list are credited to it."
+    )
+    sla_ms: int = Field(600, ge=1, description="A request counts as available when answered 200 within this.")
+    match_grace_s: float = Field(
+        60.0,
+        ge=0,
+        description="Log seconds a recommendation line waits for its provenance record before it is closed as unattributed.",
+    )
+    checkpoint_s: float = Field(
+        5.0, gt=0, description="Wall seconds between checkpoints of the online job (state, offsets, Parquet)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Interface of the monitor's /metrics endpoint.")
+    metrics_port: int = Field(9102, description="Port of the monitor's /metrics endpoint (0: none).")
+    prometheus_url: str = Field(
+        "http://127.0.0.1:9090", description="Prometheus the report queries for latency, lag and DLQ series."
+    )
+    cost_budget_per_1k: float = Field(
+        5000.0, gt=0, description="Licence cost (USD) per 1,000 answered requests above which the cost alert fires."
+    )
+    drift_threshold: float = Field(
+        0.2, gt=0, description="Drift score (Hellinger distance) above which a feature counts as drifted."
+    )
+    skew_psi_threshold: float = Field(
+        0.2, gt=0, description="PSI between served and training rows above which a feature counts as skewed."
+    )
+
+    @property
+    def root(self) -> Path:
+        """Everything monitoring writes: var/monitoring."""
+        return self.var_dir / "monitoring"
+
+
+@lru_cache(maxsize=1)
+def get_monitor_settings() -> MonitorSettings:
+    """The process-wide monitoring settings, read from the environment once."""
+    return MonitorSettings()
