@@ -20,13 +20,17 @@ REQUESTS: Final = Counter(
     [*LABELS, "outcome"],
 )
 HITS: Final = Counter(
-    "recsys_online_hits", "Answered lists followed by a watch of a listed movie within the hit window.", LABELS
+    "recsys_online_hits",
+    "Answered lists followed by a watch of a listed movie within the hit window.",
+    LABELS,
 )
 LIST_COST: Final = Counter(
     "recsys_online_list_cost_usd", "Summed licence cost of the answered lists (USD).", LABELS
 )
 WATCH_COST: Final = Counter(
-    "recsys_online_watch_cost_usd", "Licence cost incurred by plays that followed a recommendation (USD).", LABELS
+    "recsys_online_watch_cost_usd",
+    "Licence cost incurred by plays that followed a recommendation (USD).",
+    LABELS,
 )
 RATINGS: Final = Counter("recsys_online_ratings", "Ratings of recommended movies after a hit.", LABELS)
 RATING_SUM: Final = Counter("recsys_online_rating_stars", "Summed stars of those ratings.", LABELS)
@@ -39,7 +43,9 @@ UNATTRIBUTED: Final = Counter(
     "recsys_monitor_unattributed", "Recommendation lines closed without a matching provenance record."
 )
 LAG: Final = Gauge(
-    "recsys_monitor_consumer_lag", "Messages behind the high watermark, by topic and partition.", ["topic", "partition"]
+    "recsys_monitor_consumer_lag",
+    "Messages behind the high watermark, by topic and partition.",
+    ["topic", "partition"],
 )
 WINDOW_END: Final = Gauge(
     "recsys_monitor_window_end_seconds", "Log time (unix seconds) of the end of the latest closed window."
@@ -48,16 +54,24 @@ CHECKPOINT_AT: Final = Gauge(
     "recsys_monitor_checkpoint_timestamp_seconds", "Wall time of the online job's latest checkpoint."
 )
 DRIFT_SCORE: Final = Gauge(
-    "recsys_drift_score", "Drift score (Hellinger) against the champion's training reference.", ["profile", "feature"]
+    "recsys_drift_score",
+    "Drift score (Hellinger) against the champion's training reference.",
+    ["profile", "feature"],
 )
 DRIFT_DETECTED: Final = Gauge(
-    "recsys_drift_detected", "1 when the feature's drift score is above the threshold.", ["profile", "feature"]
+    "recsys_drift_detected",
+    "1 when the feature's drift score is above the threshold.",
+    ["profile", "feature"],
 )
 SCHEMA_CHANGES: Final = Gauge(
-    "recsys_schema_changes", "Fields new, missing or retyped against the expected schema.", ["source", "change"]
+    "recsys_schema_changes",
+    "Fields new, missing or retyped against the expected schema.",
+    ["source", "change"],
 )
 SKEW_PSI: Final = Gauge("recsys_skew_psi", "PSI of served against training feature values.", ["feature"])
-SKEW_DETECTED: Final = Gauge("recsys_skew_detected", "1 when the feature's PSI is above the threshold.", ["feature"])
+SKEW_DETECTED: Final = Gauge(
+    "recsys_skew_detected", "1 when the feature's PSI is above the threshold.", ["feature"]
+)
 RESULT_AGE: Final = Gauge(
     "recsys_monitor_result_age_seconds", "Age of the latest drift or skew result.", ["check"]
 )

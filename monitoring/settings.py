@@ -39,7 +39,9 @@ class MonitorSettings(PlatformSettings):
         "http://127.0.0.1:9090", description="Prometheus the report queries for latency, lag and DLQ series."
     )
     cost_budget_per_1k: float = Field(
-        5000.0, gt=0, description="Licence cost (USD) per 1,000 answered requests above which the cost alert fires."
+        5000.0,
+        gt=0,
+        description="Licence cost (USD) per 1,000 answered requests above which the cost alert fires.",
     )
     drift_threshold: float = Field(
         0.2, gt=0, description="Drift score (Hellinger distance) above which a feature counts as drifted."

@@ -8,6 +8,7 @@ import typer
 
 from ingestion.cli import ingest as ingest_command
 from ingestion.cli_features import app as features_app
+from monitoring.cli import app as monitor_app
 from ranking.cli_models import app as models_app
 from recsys.cli_events import app as events_app
 from recsys.cli_stack import app as stack_app
@@ -56,6 +57,11 @@ app.add_typer(
 app.command(name="serve")(serve_command)
 app.add_typer(
     models_app, name="models", help="The model registry: list, show, promote, roll back, set challenger."
+)
+app.add_typer(
+    monitor_app,
+    name="monitor",
+    help="Online metrics from the streams, drift, train/serve skew and the HTML report.",
 )
 
 

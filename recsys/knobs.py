@@ -19,6 +19,7 @@ SETTINGS_CLASSES = (
     "ingestion.settings:IngestSettings",
     "ranking.settings:RankSettings",
     "serving.settings:ServingSettings",
+    "monitoring.settings:MonitorSettings",
 )
 """Each package's settings class, as `module:Class`."""
 INTERNAL_ENV = {
