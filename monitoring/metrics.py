@@ -53,25 +53,15 @@ WINDOW_END: Final = Gauge(
 CHECKPOINT_AT: Final = Gauge(
     "recsys_monitor_checkpoint_timestamp_seconds", "Wall time of the online job's latest checkpoint."
 )
-DRIFT_SCORE: Final = Gauge(
-    "recsys_drift_score",
-    "Drift score (Hellinger) against the champion's training reference.",
-    ["profile", "feature"],
-)
-DRIFT_DETECTED: Final = Gauge(
-    "recsys_drift_detected",
-    "1 when the feature's drift score is above the threshold.",
-    ["profile", "feature"],
-)
-SCHEMA_CHANGES: Final = Gauge(
-    "recsys_schema_changes",
-    "Fields new, missing or retyped against the expected schema.",
-    ["source", "change"],
-)
-SKEW_PSI: Final = Gauge("recsys_skew_psi", "PSI of served against training feature values.", ["feature"])
-SKEW_DETECTED: Final = Gauge(
-    "recsys_skew_detected", "1 when the feature's PSI is above the threshold.", ["feature"]
-)
-RESULT_AGE: Final = Gauge(
-    "recsys_monitor_result_age_seconds", "Age of the latest drift or skew result.", ["check"]
-)
+DRIFT_SCORE: Final = "recsys_drift_score"
+"""Gauge {profile, feature}: drift score (Hellinger) against the champion's training reference (exporter)."""
+DRIFT_DETECTED: Final = "recsys_drift_detected"
+"""Gauge {profile, feature}: 1 when the feature's drift score is above the threshold (exporter)."""
+SCHEMA_CHANGES: Final = "recsys_schema_changes"
+"""Gauge {source, change}: fields new, missing or retyped against the expected schema (exporter)."""
+SKEW_PSI: Final = "recsys_skew_psi"
+"""Gauge {feature}: PSI of served against training feature values (exporter)."""
+SKEW_DETECTED: Final = "recsys_skew_detected"
+"""Gauge {feature}: 1 when the feature's PSI is above the threshold (exporter)."""
+RESULT_AGE: Final = "recsys_monitor_result_age_seconds"
+"""Gauge {check}: seconds since the latest drift or skew result was computed (exporter)."""
