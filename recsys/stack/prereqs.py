@@ -25,7 +25,9 @@ PROMETHEUS = Program("prometheus", "prometheus")
 ALERTMANAGER = Program("prometheus-alertmanager", "prometheus-alertmanager")
 PROMTOOL = Program("promtool", "prometheus")
 AMTOOL = Program("amtool", "prometheus-alertmanager")
-ALL = (JAVA, MAVEN, REDIS, PROMETHEUS, ALERTMANAGER, PROMTOOL, AMTOOL)
+CHROMIUM = Program("chromium", "chromium")
+"""Headless browser the dashboard test loads `recsys monitor report` in."""
+ALL = (JAVA, MAVEN, REDIS, PROMETHEUS, ALERTMANAGER, PROMTOOL, AMTOOL, CHROMIUM)
 """Everything `make test` needs on the machine."""
 
 
