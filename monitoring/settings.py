@@ -17,12 +17,24 @@ class MonitorSettings(PlatformSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_MONITOR_")
 
     group_id: str = Field("recsys-monitor", description="Kafka consumer group of the online metrics job.")
+    topic: str = Field(
+        "movielog", description="Topic of the front end's log lines (recommendations, watches, ratings)."
+    )
+    provenance_topic: str = Field(
+        "recsys.provenance",
+        description="Topic of serving's provenance records (arm, model, path of each answer).",
+    )
     window_s: int = Field(300, ge=1, description="Length of an online metrics window (log time, seconds).")
     hit_window_s: int = Field(
         1800, ge=1, description="A watch of a recommended movie this soon after the list counts as a hit."
     )
     rating_window_s: int = Field(
         6 * 3600, ge=0, description="Ratings of a hit movie this soon after the list are credited to it."
+    )
+    lateness_s: float = Field(
+        120.0,
+        ge=0,
+        description="Log seconds the job waits for out-of-order lines before it finalises a list.",
     )
     sla_ms: int = Field(600, ge=1, description="A request counts as available when answered 200 within this.")
     match_grace_s: float = Field(
