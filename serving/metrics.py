@@ -102,6 +102,13 @@ PROVENANCE_INDEX_DROPPED: Final = Gauge(
     "Provenance index entries lost because Redis stayed unreachable longer than the write queue holds.",
     multiprocess_mode="sum",
 )
+FEATURE_LOG_DROPPED: Final = Counter(
+    "recsys_feature_log_dropped",
+    "Sampled answers the feature log dropped because its writer's queue was full (or a write failed).",
+)
+FEATURE_LOG_ROWS: Final = Counter(
+    "recsys_feature_log_rows", "Candidate rows written to the sampled feature log."
+)
 READY: Final = Gauge("recsys_ready", "1 when models and features are loaded.", multiprocess_mode="min")
 ONLINE_STORE_WHOLE: Final = Gauge(
     "recsys_online_store_whole",

@@ -32,6 +32,20 @@ HISTORY_FEATURES: Final = ("user_watch_stats__watch_count_total", "user_watch_st
 
 
 @dataclass(frozen=True)
+class ScoredRows:
+    """The candidate rows the model scored for one answer, handed to the feature log as they are (no copy, no recompute)."""
+
+    x: npt.NDArray[np.float32]
+    """Feature matrix, one row per candidate (`ranking.transforms.FEATURE_COLUMNS` order)."""
+    scores: npt.NDArray[np.float64]
+    """The ranker's relevance score of each row (before the cost rule)."""
+    items: npt.NDArray[np.int64]
+    """Each row's position in `vocab`."""
+    vocab: npt.NDArray[Any]
+    """The candidate index's movie ids (ids are looked up off the request path, by the log's thread)."""
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What was answered and how (the provenance record and the metrics are built from it)."""
 
@@ -42,6 +56,8 @@ class Outcome:
     lam: float | None = None
     reason: str | None = None
     """Why the answer is not the model's (fallback) or which cold-start policy served it."""
+    scored: ScoredRows | None = None
+    """The ranker's input rows and scores (model path with a ranker only): what the feature log samples."""
 
 
 def fallback_list(index_popular: Sequence[str], table: MovieTable, k: int = 100) -> list[str]:
@@ -143,8 +159,9 @@ def rank(
         max_mean_cost=meta.default_cost_budget if cost_budget is None else cost_budget,
     )
     assumed = meta.cost_scale if meta.unknown_cost is None else meta.unknown_cost
-    top = rerank(
-        ranker.score(x), block[:, NUMERIC_INDEX[COST]], k, rule, meta.cost_scale, unknown_cost=assumed
-    )
+    scores = ranker.score(x)
+    top = rerank(scores, block[:, NUMERIC_INDEX[COST]], k, rule, meta.cost_scale, unknown_cost=assumed)
     movies = [str(m) for m in index.items[cands.items[top]]]
-    return Outcome(movies, "model", cands.sources(), rule.lam)
+    return Outcome(
+        movies, "model", cands.sources(), rule.lam, scored=ScoredRows(x, scores, cands.items, index.items)
+    )

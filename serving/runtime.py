@@ -22,6 +22,7 @@ from core.resilience import CircuitBreaker
 from events.topics import ALERTS
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
+from serving.feature_log import FeatureLog
 from serving.models import ModelBundle, ModelManager
 from serving.movie_table import MovieTable, TableReader, read_online
 from serving.online_reader import OnlineLayout
@@ -79,6 +80,8 @@ class Runtime:
     table_error: str | None = None
     stream_now: float | None = None
     """Latest event time ingested (unix seconds), kept by the refresher under `clock: stream`."""
+    feature_log: FeatureLog | None = None
+    """Sampled rows the ranker scored (None: not logged)."""
     _refresher: Refresher = field(init=False)
     _alerts_producer: Any = None
     _bad_experiments_sha: str | None = None
@@ -120,6 +123,7 @@ class Runtime:
         except Exception as exc:
             log.error("feature store unavailable, answering fallback lists: %s", exc)
         rt = cls(settings, router, manager, users, ProvenanceLog.from_settings(settings), store)
+        rt.feature_log = FeatureLog.from_settings(settings)
         rt.pin_from_router()
         manager.refresh()
         rt.refresh_table()
@@ -135,8 +139,10 @@ class Runtime:
     # --- background -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the provenance drain, the model poller and the table refresher."""
+        """Start the provenance drain, the feature log's writer, the model poller and the table refresher."""
         self.provenance.start()
+        if self.feature_log is not None:
+            self.feature_log.start()
         self.models.start()
         self._refresher.start()
 
@@ -171,12 +177,14 @@ class Runtime:
         return True
 
     def stop(self) -> None:
-        """Stop background work and flush provenance."""
+        """Stop background work and flush provenance and the feature log."""
         self._refresher.stop()
         self.models.stop()
         if self._reader is not None:
             self._reader.close()
         self.provenance.close(timeout_s=2.0)
+        if self.feature_log is not None:
+            self.feature_log.close(timeout_s=2.0)
         if self._alerts_producer is not None:
             self._alerts_producer.flush(2.0)
 

@@ -117,6 +117,28 @@ class ServingSettings(PlatformSettings):
     alerts_max_bytes: int = Field(
         256 * 1024, ge=1, description="Largest body POST /admin/alerts accepts (413 above it)."
     )
+    feature_log_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of model answers whose scored candidate rows go to the sampled feature log (0: off).",
+    )
+    feature_log_rows: int = Field(
+        20,
+        ge=1,
+        description="Candidate rows logged per sampled answer (a uniform sample of the scored ones).",
+    )
+    feature_log_queue: int = Field(
+        1_000,
+        ge=1,
+        description="Sampled answers waiting for the feature log's writer; more are dropped and counted.",
+    )
+    feature_log_flush_s: float = Field(
+        5.0, gt=0, description="Longest wait (seconds) before the feature log's writer writes a Parquet file."
+    )
+    feature_log_flush_rows: int = Field(
+        20_000, ge=1, description="Rows that make the feature log's writer write a Parquet file at once."
+    )
     auto_rebuild: bool = Field(
         True,
         description="When the online store's marker says Redis lost it, start `recsys features rebuild --if-needed`.",

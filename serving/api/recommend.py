@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from serving import metrics as M  # noqa: N812
 from serving.api.deps import RuntimeDep
+from serving.feature_log import LoggedAnswer
 from serving.provenance_record import ProvenanceRecord, hash_features
 from serving.recommender import Outcome, features_missing, has_history, rank, recent_movies, without
 from serving.routing import resolve_model
@@ -143,6 +144,7 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
             latency_ms=round(latency * 1000.0, 3),
         )
     )
+    log_features(rt, outcome, request_id, user_id, served_version, arm.name)
     headers = {
         "X-Request-Id": request_id,
         "X-Model-Version": model_label,
@@ -151,3 +153,13 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
         "X-Recommendation-Path": outcome.path,
     }
     return PlainTextResponse(body, headers=headers)
+
+
+def log_features(
+    rt: Runtime, outcome: Outcome, request_id: str, user_id: int, version: int | None, arm: str
+) -> None:
+    """Hand a sampled model answer's scored rows to the feature log (a draw and a queue put; never raises)."""
+    flog = rt.feature_log
+    if flog is None or outcome.scored is None or version is None or not flog.sample():
+        return
+    flog.offer(LoggedAnswer(time.time(), request_id, user_id, version, arm, outcome.scored))
