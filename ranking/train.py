@@ -29,6 +29,7 @@ from ranking.dataset import ALS_USERS, ExampleSet, Split, build_split, plan_spli
 from ranking.evaluate import OracleFn
 from ranking.interactions import load_movies, load_ratings, load_sessions
 from ranking.ranker import MODEL_FILE, Ranker, RankerParams
+from ranking.reference_sample import sample_positions, write_reference_sample
 from ranking.report import write_reports
 from ranking.transforms import UNKNOWN_COST_QUANTILE, unknown_cost
 from ranking.tuning import TuneResult, tune_half_life, tune_ranker
@@ -211,6 +212,9 @@ def train_and_evaluate(
     choice = choose_cost_rule(ranker, valid, prep.truth["valid"], prep.cost, "license costs" in prep.absent)
     ranker.meta.default_lambda, ranker.meta.default_cost_budget = choice.lam, choice.budget
     rows = {"train_rows": len(train.y), "train_groups": len(train.groups)}
+    # The skew check's reference (monitoring.skew): a sample of the rows as trained on, before they are freed.
+    keep = sample_positions(len(train.y))
+    write_reference_sample(out_dir, train.x[keep], ranker.score(train.x[keep]), train.y[keep])
     # Training is over: free its rows (and LightGBM's copy of them) before the test set is built.
     ranker.booster.free_dataset()
     del train

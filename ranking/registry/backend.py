@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.layout import REFERENCE_SAMPLE
 from ranking.provenance import Provenance
 from ranking.registry.artifacts import (
     CANDIDATES_DIR,
@@ -124,6 +125,11 @@ def log_run(
         index_dir = model_dir / CANDIDATES_DIR
         if index_dir.is_dir():
             client.log_artifacts(run_id, str(index_dir), f"{MODEL_ARTIFACT}/{CANDIDATES_DIR}")
+        reference = model_dir / REFERENCE_SAMPLE.parent  # monitoring's skew reference rides with the version
+        if reference.is_dir():
+            client.log_artifacts(
+                run_id, str(reference), f"{MODEL_ARTIFACT}/{REFERENCE_SAMPLE.parent.as_posix()}"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / PROVENANCE_FILE).write_text(provenance.to_json())
             client.log_artifact(run_id, str(Path(tmp) / PROVENANCE_FILE))
