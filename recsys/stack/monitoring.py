@@ -2,7 +2,8 @@
 
 Every address in the generated configs comes from settings: the ports of Prometheus and
 Alertmanager from `StackSettings`, the recommendation API (scrape target and alert sink) from
-`RECSYS_SERVING_HOST/PORT`, the ingestion metrics endpoint from `RECSYS_INGEST_METRICS_HOST/PORT`.
+`RECSYS_SERVING_HOST/PORT`, the ingestion and monitor metrics endpoints from
+`RECSYS_INGEST_METRICS_HOST/PORT` and `RECSYS_MONITOR_METRICS_HOST/PORT`.
 Alertmanager authenticates to the API's admin route with the admin token, which it reads from a
 0600 credentials file under var/ (`credentials_file`), never from the YAML. The file is rewritten
 on every `up` and re-read by Alertmanager on each notification, so a rotated token needs no restart;
@@ -27,6 +28,7 @@ from recsys.stack.process import ManagedProcess
 
 if TYPE_CHECKING:
     from ingestion.settings import IngestSettings
+    from monitoring.settings import MonitorSettings
     from serving.settings import ServingSettings
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
@@ -36,7 +38,9 @@ API_JOB = "recsys-api"
 """Scrape job of the recommendation API (the alert rules and the Grafana dashboard name it)."""
 INGEST_JOB = "recsys-ingest"
 """Scrape job of the ingestion workers' metrics endpoint."""
-SCRAPE_JOBS = (API_JOB, INGEST_JOB)
+MONITOR_JOB = "recsys-monitor"
+"""Scrape job of the monitor's online metrics job and drift/skew exporter."""
+SCRAPE_JOBS = (API_JOB, INGEST_JOB, MONITOR_JOB)
 """The platform's scrape jobs, shared with deploy/prometheus/prometheus.yml."""
 ALERTS_PATH = "/admin/alerts"
 """The API's alert sink (an admin route: bearer token required)."""
@@ -56,7 +60,7 @@ def client_address(host: str, port: int) -> str:
 
 @dataclass(frozen=True)
 class PlatformEndpoints:
-    """Where local monitoring finds the platform: the API (scrape target, alert sink), ingestion metrics, the token."""
+    """Where local monitoring finds the platform: the API (scrape target, alert sink), metrics endpoints, the token."""
 
     api: str
     """`host:port` of the recommendation API."""
@@ -64,31 +68,37 @@ class PlatformEndpoints:
     """`host:port` of the ingestion metrics endpoint; None when disabled (RECSYS_INGEST_METRICS_PORT=0)."""
     admin_token: str = field(repr=False)
     """Bearer token of the API's admin routes (written to the credentials file, never to a config)."""
+    monitor_metrics: str | None = None
+    """`host:port` of the monitor's metrics endpoint; None when disabled (RECSYS_MONITOR_METRICS_PORT=0)."""
 
     @classmethod
     def from_settings(
-        cls, serving: ServingSettings | None = None, ingest: IngestSettings | None = None
+        cls,
+        serving: ServingSettings | None = None,
+        ingest: IngestSettings | None = None,
+        monitor: MonitorSettings | None = None,
     ) -> PlatformEndpoints:
-        """From the serving and ingestion settings (the process-wide ones unless given)."""
+        """From the serving, ingestion and monitor settings (the process-wide ones unless given)."""
         from ingestion.settings import get_ingest_settings
+        from monitoring.settings import get_monitor_settings
         from serving.settings import get_serving_settings
 
         srv = serving or get_serving_settings()
         ing = ingest or get_ingest_settings()
+        mon = monitor or get_monitor_settings()
         return cls(
             api=client_address(srv.host, srv.port),
             ingest_metrics=client_address(ing.metrics_host, ing.metrics_port) if ing.metrics_port else None,
             # The token the API accepts: RECSYS_ADMIN_TOKEN, or the dev token in local mode on loopback.
             admin_token=srv.check_admin_token().get_secret_value(),
+            monitor_metrics=client_address(mon.metrics_host, mon.metrics_port) if mon.metrics_port else None,
         )
 
     @property
     def scrape_targets(self) -> dict[str, str]:
         """Scrape job -> target."""
-        targets = {API_JOB: self.api}
-        if self.ingest_metrics is not None:
-            targets[INGEST_JOB] = self.ingest_metrics
-        return targets
+        optional = {INGEST_JOB: self.ingest_metrics, MONITOR_JOB: self.monitor_metrics}
+        return {API_JOB: self.api, **{job: t for job, t in optional.items() if t is not None}}
 
     @property
     def alerts_url(self) -> str:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ingestion.settings import IngestSettings
+from monitoring.settings import MonitorSettings
 from recsys.settings import StackSettings
 from recsys.stack.errors import MissingPrerequisiteError, StackError
 from recsys.stack.kafka import local_port, new_cluster_id
@@ -61,6 +62,7 @@ def test_generated_monitoring_configs_follow_the_settings_and_keep_the_token_out
     endpoints = PlatformEndpoints.from_settings(
         ServingSettings(host="0.0.0.0", port=18082, admin_token="a-long-secret-admin-token"),
         IngestSettings(metrics_host="127.0.0.2", metrics_port=19101),
+        MonitorSettings(metrics_host="0.0.0.0", metrics_port=19102),
     )
     prometheus, alertmanager = Prometheus(stack, endpoints), Alertmanager(stack, endpoints)
     assert prometheus.write_config() and alertmanager.write_config()
@@ -72,6 +74,7 @@ def test_generated_monitoring_configs_follow_the_settings_and_keep_the_token_out
         "prometheus": ["127.0.0.1:19990"],
         "recsys-api": ["127.0.0.1:18082"],
         "recsys-ingest": ["127.0.0.2:19101"],
+        "recsys-monitor": ["127.0.0.1:19102"],
     }
     assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:19993"]
     text = alertmanager.config_file.read_text()
@@ -88,9 +91,15 @@ def test_generated_monitoring_configs_follow_the_settings_and_keep_the_token_out
     _check("amtool", "check-config", str(alertmanager.config_file))
 
 
-def test_ingestion_metrics_off_means_no_ingest_scrape_job() -> None:
-    endpoints = PlatformEndpoints.from_settings(ServingSettings(), IngestSettings(metrics_port=0))
+def test_metrics_port_0_means_no_scrape_job() -> None:
+    endpoints = PlatformEndpoints.from_settings(
+        ServingSettings(), IngestSettings(metrics_port=0), MonitorSettings(metrics_port=0)
+    )
     assert endpoints.scrape_targets == {"recsys-api": "127.0.0.1:8082"}
+    monitor_only = PlatformEndpoints.from_settings(
+        ServingSettings(), IngestSettings(metrics_port=0), MonitorSettings(metrics_port=9102)
+    )
+    assert monitor_only.scrape_targets == {"recsys-api": "127.0.0.1:8082", "recsys-monitor": "127.0.0.1:9102"}
     assert "recsys-local-admin" not in repr(endpoints)
 
 
