@@ -31,7 +31,9 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _time_axis(ax: Any, xlabel: str) -> None:
+def _time_axis(ax: Any, xlabel: str, index: pd.DatetimeIndex) -> None:
+    if len(index) and index.min() == index.max():  # one instant: else the locator spans years around it
+        ax.set_xlim(index.min() - pd.Timedelta(minutes=5), index.max() + pd.Timedelta(minutes=5))
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
@@ -68,7 +70,7 @@ def lines(
         ax.set_ylim(bottom=0)
     elif percent:
         ax.set_ylim(top=min(ax.get_ylim()[1], 100.5))
-    _time_axis(ax, xlabel)
+    _time_axis(ax, xlabel, index)
     if len(frame.columns) > 1 or reference is not None:
         ax.legend(fontsize=8, loc="best", ncol=min(4, len(frame.columns) + 1))
     return _png(fig)
@@ -88,7 +90,7 @@ def stacked(frame: pd.DataFrame, title: str, ylabel: str, xlabel: str) -> str:
         ax.stackplot(index, *values, labels=[str(c) for c in frame.columns], alpha=0.85)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    _time_axis(ax, xlabel)
+    _time_axis(ax, xlabel, index)
     ax.legend(fontsize=8, loc="upper left", ncol=min(6, len(frame.columns)))
     return _png(fig)
 

@@ -56,10 +56,11 @@ window.addEventListener('load', function () {
       f.setAttribute('data-rendered', f.querySelector('.nodata-card') ? 'nodata' : 'broken');
     }
   });
+  document.body.setAttribute('data-height', String(document.documentElement.scrollHeight));
   document.body.setAttribute('data-checked', 'true');
 });
 """
-"""Marks each figure after load: `image WxH` (decoded), `nodata` (a card) or `broken`."""
+"""Marks each figure after load: `image WxH` (decoded), `nodata` (a card) or `broken`; the body gets the page height."""
 
 
 def _number(label: str, value: str, css: str = "") -> str:

@@ -58,7 +58,7 @@ class Prometheus:
         """`expr` over the last `hours` as one column per series (named by `label`'s value), times `scale`."""
         if (down := self.reachable()) is not None:
             return down
-        step = max(15, int(self.hours * 3600 / 240))
+        step = max(1, round(self.hours * 3600 / 240))  # about 240 points whatever the span
         params = {
             "query": expr,
             "start": str(self.now - self.hours * 3600),
