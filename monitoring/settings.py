@@ -58,6 +58,25 @@ class MonitorSettings(PlatformSettings):
     drift_threshold: float = Field(
         0.2, gt=0, description="Drift score (Hellinger distance) above which a feature counts as drifted."
     )
+    drift_reference_hours: float = Field(
+        168.0,
+        gt=0,
+        description="Hours of events before the end of the champion's training data (or, without a champion, "
+        "before the current window) that form the events reference.",
+    )
+    drift_min_rows: int = Field(
+        200, ge=1, description="A column is scored only when both sides hold at least this many values."
+    )
+    schema_sample: int = Field(
+        50,
+        ge=0,
+        description="Movies and users of the window fetched from the metadata API for its schema check.",
+    )
+    meta_url: str = Field(
+        "http://127.0.0.1:8080",
+        validation_alias="RECSYS_SIM_API_URL",
+        description="Metadata API whose records the schema check samples.",
+    )
     skew_psi_threshold: float = Field(
         0.2, gt=0, description="PSI between served and training rows above which a feature counts as skewed."
     )
