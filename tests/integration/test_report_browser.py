@@ -121,6 +121,7 @@ def live_prometheus(tmp_path: Path) -> Iterator[str]:
         prom.wait(timeout=30)
         prom_log.close()
         server.shutdown()
+        server.server_close()
 
 
 def test_every_chart_renders_in_chromium(tmp_path: Path, live_prometheus: str) -> None:
