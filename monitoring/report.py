@@ -119,10 +119,11 @@ def _windows_panels(w: pd.DataFrame | D.NoData, settings: MonitorSettings) -> li
         _panel(
             "cost_per_1k",
             "Licence cost per 1,000 requests",
-            f"Summed licence cost of the lists served per 1,000 requests answered 200, per {win} window. "
-            f"Dashed: the budget ({budget:,.0f} USD).",
+            f"Licence cost per 1,000 requests answered 200, per {win} window: of the watches that followed a "
+            f"list (the budgeted figure, as in the cost alert) and of the lists served (every listed movie "
+            f"played). Dashed: the budget ({budget:,.0f} USD).",
             _series(
-                costs if isinstance(costs, D.NoData) else costs[["per 1,000 answered requests"]],
+                costs if isinstance(costs, D.NoData) else costs[[D.WATCH_PER_1K, D.LIST_PER_1K]],
                 "no answered lists",
                 lambda f: charts.lines(
                     f, "Cost per 1,000 answered requests", usd, LOG_TIME, reference=(budget, "budget")

@@ -84,8 +84,14 @@ def headline_html(head: D.Headline) -> str:
         out.append(_missing("cost per 1,000 requests", head.cost_per_1k))
     else:
         over = head.cost_per_1k > budget
-        out.append(_number(f"cost per 1,000 answered requests (budget {budget:,.0f} USD)",
-                           f"{head.cost_per_1k:,.0f} USD", "bad" if over else "good"))  # fmt: skip
+        out.append(_number(f"watch cost per 1,000 answered requests (budget {budget:,.0f} USD)",
+                           f"{head.cost_per_1k:,.2f} USD", "bad" if over else "good"))  # fmt: skip
+    if not isinstance(head.list_cost_per_1k, D.NoData):
+        out.append(
+            _number(
+                "cost of the lists served per 1,000 answered requests", f"{head.list_cost_per_1k:,.0f} USD"
+            )
+        )
     for label, counts in (("features drifted", head.drifted), ("features skewed", head.skewed)):
         if isinstance(counts, D.NoData):
             out.append(_missing(label, counts))

@@ -65,7 +65,7 @@ def busy_windows(n: int = 24, seed: int = 7) -> list[dict[str, Any]]:
                     start, arm, m, path, requests=req, ok=ok, available=ok - int(rng.integers(0, 3)),
                     hits=hits, hit_rank_sum=hits * 4.0, hit_minutes_sum=hits * 60.0,
                     hit_completion_sum=hits * 0.6, hit_completion_n=hits,
-                    list_cost_sum=ok * rng.uniform(3.0, 6.0), list_cost_n=ok, hit_cost_sum=hits * 0.4,
+                    list_cost_sum=ok * rng.uniform(3.0, 6.0), list_cost_n=ok, hit_cost_sum=hits * rng.uniform(20.0, 40.0),
                     latency_p50_ms=rng.uniform(20, 60), latency_p95_ms=rng.uniform(100, 200),
                     latency_p99_ms=rng.uniform(250, 700),
                 ))  # fmt: skip

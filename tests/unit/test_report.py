@@ -74,7 +74,8 @@ def test_availability_hit_rate_and_cost_per_window(windows: pd.DataFrame) -> Non
     by_model = D.hit_rate(windows, "model")
     assert set(by_model.columns) == {"v3", "v4"}
     cost = D.cost(windows)
-    assert cost["per 1,000 answered requests"].iloc[0] == pytest.approx(1390 / 398 * 1000)
+    assert cost[D.LIST_PER_1K].iloc[0] == pytest.approx(1390 / 398 * 1000)
+    assert cost[D.WATCH_PER_1K].iloc[0] == pytest.approx(22 / 398 * 1000)
     assert cost["per watch (hit)"].iloc[0] == pytest.approx(22 / 100)
     assert D.latency(windows)["p50"].iloc[0] == pytest.approx((40 * 100 + 80 * 300) / 400)
     models = D.model_requests(windows)
@@ -94,7 +95,8 @@ def test_headline_over_the_whole_period(windows: pd.DataFrame, tmp_path: Path) -
     assert head.requests == 450
     assert head.availability == pytest.approx(395 / 450)
     assert head.hit_rate == pytest.approx(100 / 398)
-    assert head.cost_per_1k == pytest.approx(1390 / 398 * 1000)
+    assert head.cost_per_1k == pytest.approx(22 / 398 * 1000)  # what the budget and the cost alert count
+    assert head.list_cost_per_1k == pytest.approx(1390 / 398 * 1000)
     assert (head.drifted, head.skewed, head.mean_rating) == ((2, 3), (0, 1), pytest.approx(4.0))
 
 
