@@ -1106,6 +1106,24 @@ def test_a_hard_fault_has_a_fast_critical_alert() -> None:
         assert rule["for"] in ("15s", "30s"), name
 
 
+def test_runbook_covers_every_alert() -> None:
+    """docs/runbook.md: a section per alert with its meaning, confirmation, first mitigation and recovery."""
+    text = (ROOT / "docs" / "runbook.md").read_text()
+    sections = {
+        name: body
+        for heading, body in zip(
+            re.findall(r"^### (.+)$", text, re.M), re.split(r"^### .+$", text, flags=re.M)[1:], strict=True
+        )
+        for name in re.findall(r"\b([A-Z][A-Za-z0-9]+)\b(?= \()", heading)
+    }
+    for name, rule in _rules().items():
+        if "alert" not in rule:
+            continue
+        assert name in sections, f"docs/runbook.md has no section for {name}"
+        for part in ("**Means**", "**Confirm**", "**First mitigation**", "**Recovery**"):
+            assert part in sections[name], f"docs/runbook.md, {name}: no {part}"
+
+
 def test_serving_exports_every_metric_of_the_contract() -> None:
     from serving import metrics as serving_metrics
 
