@@ -22,6 +22,7 @@ from monitoring.layout import MonitorLayout
 from monitoring.profiles import (
     EVENT_COLUMNS,
     SCORE,
+    SETTLE_S,
     Kind,
     column_rows,
     event_frames,
@@ -128,17 +129,20 @@ def _events(
     start = (end.floor("h") + pd.Timedelta(hours=1) - pd.Timedelta(hours=hours)).floor("h")
     end = end + pd.Timedelta(microseconds=1)  # the newest event is inside the window
     result.window = (start, end)
-    current = hourly_profiles(event_frames(offline, start, end), layout.profiles / "events")
+    settled = end - pd.Timedelta(seconds=SETTLE_S)
+    current = hourly_profiles(event_frames(offline, start, end, settled), layout.profiles / "events")
     ref = events_window(champion, start, settings.drift_reference_hours)
     cached = layout.profiles / "reference" / f"events-v{champion.version}.bin"
     if champion.data_end is not None and cached.is_file():
         reference = read_profile(cached)
     elif champion.data_end is not None:
-        reference = profile_frames(event_frames(offline, ref.start, ref.end).values())
+        reference = profile_frames(event_frames(offline, ref.start, ref.end, settled).values())
         if reference is not None:
             write_profile(reference, cached)
     else:  # the preceding period: the same whole hours as any window, stored beside them
-        reference = hourly_profiles(event_frames(offline, ref.start, ref.end), layout.profiles / "events")
+        reference = hourly_profiles(
+            event_frames(offline, ref.start, ref.end, settled), layout.profiles / "events"
+        )
     result.reference |= {"source": ref.source, "window": {"start": ref.start.isoformat(), "end": ref.end.isoformat()}}  # fmt: skip
     result.reference["rows"] += column_rows(reference, "minutes_watched")
     if reference is None or current is None:

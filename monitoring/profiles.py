@@ -23,6 +23,8 @@ Kind = Literal["numeric", "categorical"]
 """How a column's drift is measured: binned distribution (numeric) or frequent items (categorical)."""
 PROFILE_NAMES: Final = ("events", "features", "scores")
 """The profiles drift compares with their reference."""
+SETTLE_S: Final = 1800
+"""A session is over once this long has passed since its last minute (ingestion's session gap)."""
 EVENT_COLUMNS: Final[dict[str, Kind]] = {
     "minutes_watched": "numeric",
     "movie_cost": "numeric",
@@ -108,14 +110,21 @@ def _between(col: str, start: pd.Timestamp, end: pd.Timestamp) -> str:
     return f"{col} >= TIMESTAMPTZ '{start.isoformat()}' AND {col} < TIMESTAMPTZ '{end.isoformat()}'"
 
 
-def event_frames(offline: Path, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """Frames of the events profile in [start, end), each with a UTC `ts` column; absent tables give none."""
+def event_frames(
+    offline: Path, start: pd.Timestamp, end: pd.Timestamp, settled: pd.Timestamp | None = None
+) -> dict[str, pd.DataFrame]:
+    """Frames of the events profile in [start, end), each with a UTC `ts` column; absent tables give none.
+
+    Plays count at their start (genre, cost, the user); minutes watched at the session's end, and
+    only for sessions over before `settled` (ones still running at the stream's edge would read
+    short, and keeping only the short ones that ended would too: a false drift either way).
+    """
     frames: dict[str, pd.DataFrame] = {}
     if (sessions := table_glob(offline, "sessions")) is not None:
         movies = _latest(table_glob(offline, "features/movie_metadata"), "movie_id", "cost, runtime, genres")
         users = _latest(table_glob(offline, "features/user_profile"), "user_id", "age, gender, occupation")
         df = query(
-            f"SELECT s.start_ts AS ts, s.minutes_watched::DOUBLE AS minutes_watched, m.cost::DOUBLE AS movie_cost, "
+            f"SELECT s.start_ts AS ts, m.cost::DOUBLE AS movie_cost, "
             f"m.runtime::DOUBLE AS movie_runtime, m.genres, u.age::DOUBLE AS user_age, "
             f"u.gender AS user_gender, u.occupation AS user_occupation "
             f"FROM read_parquet('{sessions}', union_by_name=true) s "
@@ -125,6 +134,11 @@ def event_frames(offline: Path, start: pd.Timestamp, end: pd.Timestamp) -> dict[
         genres = df[["ts", "genres"]].explode("genres").dropna(subset=["genres"])
         frames["genre"] = genres.rename(columns={"genres": "genre"}).astype({"genre": str})
         frames["sessions"] = df.drop(columns=["genres"])
+        until = end if settled is None else min(end, settled)
+        frames["watched"] = query(
+            f"SELECT end_ts AS ts, minutes_watched::DOUBLE AS minutes_watched "
+            f"FROM read_parquet('{sessions}', union_by_name=true) WHERE {_between('end_ts', start, until)}"
+        )
     if (rate := table_glob(offline, "raw/rate")) is not None:
         frames["rate"] = query(
             f"SELECT ts, rating::DOUBLE AS rating FROM read_parquet('{rate}') WHERE {_between('ts', start, end)}"

@@ -21,6 +21,14 @@ from monitoring.profiles import Kind, column_rows, whylogs_core
 
 OTHER = "\x00other"
 """Pooled share of the values a frequent-items sketch did not list."""
+NUMERIC_BINS = 20
+"""At most this many histogram bins for a numeric Hellinger (whylogs' default of 30 at 4 values a bin is noisy)."""
+VALUES_PER_BIN = 50
+"""Fewer bins for smaller samples: at least this many values a bin on average.
+
+Two samples of one distribution differ by chance: the squared Hellinger distance between them is
+about (bins - 1) / 8 * (1/n1 + 1/n2), so 20 bins (or categories) and 500 values a side give ~0.1,
+half the default threshold; `drift_min_rows` keeps smaller samples out."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +76,14 @@ def score_column(kind: Kind, current: Any, reference: Any, column: str) -> Colum
         return None
     whylogs_core()  # imported with its telemetry off before the viz module
     from whylogs.viz.drift.column_drift_algorithms import KS, ChiSquare, Hellinger
+    from whylogs.viz.drift.configs import HellingerConfig
 
     target, ref = current.get_column(column), reference.get_column(column)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # whylogs warns on empty sketches; None says it already
         if kind == "numeric":
-            distance = Hellinger().calculate(target, ref)
+            config = HellingerConfig(max_hist_buckets=NUMERIC_BINS, hist_avg_number_per_bucket=VALUES_PER_BIN)
+            distance = Hellinger(config).calculate(target, ref)
             if distance is None:
                 return None
             return ColumnScore(float(distance.statistic), _p(KS().calculate(target, ref)))

@@ -65,7 +65,10 @@ class MonitorSettings(PlatformSettings):
         "before the current window) that form the events reference.",
     )
     drift_min_rows: int = Field(
-        200, ge=1, description="A column is scored only when both sides hold at least this many values."
+        500,
+        ge=1,
+        description="A column is scored only when both sides hold at least this many values "
+        "(chance differences of smaller samples near the threshold).",
     )
     schema_sample: int = Field(
         50,
