@@ -203,13 +203,26 @@ class OnlineJoin:
 
     # --- progress --------------------------------------------------------------------------
 
-    def advance(self, drain: bool = False) -> int:
-        """Finalise lists and emit windows the watermark passed (`drain`: all of them); rows emitted."""
+    def advance(self, drain: bool = False, hold: bool = False) -> int:
+        """Finalise lists and emit windows the watermark passed (`drain`: all of them); rows emitted.
+
+        `hold`: the provenance topic is behind (a replay): a list still without its record waits
+        rather than being closed as unattributed, and so do the windows from its time on.
+        """
         horizon = self.watermark_ns - self.lateness_ns
-        while self.pending and (drain or self.pending[0].ts_ns + self.hit_ns <= horizon):
-            self._finalise(self.pending.popleft())
+        pending = self.pending
+        while pending and (drain or pending[0].ts_ns + self.hit_ns <= horizon):
+            if hold and not drain and pending[0].status == 200 and pending[0].who == UNATTRIBUTED:
+                break
+            self._finalise(pending.popleft())
         before = len(self.rows)
-        for key in sorted(k for k in self.accs if drain or k[0] + self.window_ns + self.hit_ns <= horizon):
+        oldest = pending[0].ts_ns if pending and not drain else horizon
+        ready = [
+            k
+            for k in self.accs
+            if drain or (k[0] + self.window_ns + self.hit_ns <= horizon and k[0] + self.window_ns <= oldest)
+        ]
+        for key in sorted(ready):
             self._emit(key, self.accs.pop(key))
         for user in [u for u, hits in self.rated.items() if drain or hits[-1][1] < horizon]:
             kept = [] if drain else [h for h in self.rated[user] if h[1] >= horizon]

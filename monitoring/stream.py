@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from events.batch import parse_batch
 from events.kafka import make_consumer
@@ -83,13 +83,14 @@ def _start_offsets(
         for p in sorted(consumer.list_topics(t, timeout=10).topics[t].partitions or {})
     ]
     committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(parts, timeout=10)}
-    default = OFFSET_BEGINNING if from_beginning else OFFSET_END
     out = []
     for tp in parts:
         offset = (saved or {}).get(tp.topic, {}).get(tp.partition)
         if offset is None:
-            stored = committed.get((tp.topic, tp.partition), -1)
-            offset = stored if stored >= 0 else default
+            offset = committed.get((tp.topic, tp.partition), -1)
+        if offset < 0:  # resolved now, so "how far behind" is known before the first message
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            offset = low if from_beginning else high
         out.append(TopicPartition(tp.topic, tp.partition, offset))
     return out
 
@@ -187,7 +188,7 @@ class StreamJob:
     def flush(self, drain: bool = False) -> None:
         """Finalise, write part `seq`, checkpoint, commit; update the metrics."""
         self.facts.refresh()
-        self.join.advance(drain)
+        self.join.advance(drain, hold=not drain and self._provenance_behind())
         rows, ratings = self.join.take()
         write_part(self.layout.windows, self.seq, rows, WINDOW_SCHEMA)
         write_part(self.layout.ratings, self.seq, ratings, RATING_SCHEMA)
@@ -199,6 +200,18 @@ class StreamJob:
         if commits:
             self.consumer.commit(offsets=commits, asynchronous=False)
         self._export(rows, ratings)
+
+    def _provenance_behind(self) -> bool:
+        """True while the provenance topic has records not consumed yet (a replay, or a slow partition)."""
+        topic = self.s.provenance_topic
+        for partition, offset in self.offsets[topic].items():
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=2)
+            except Exception:  # broker slow: assume caught up rather than hold lists forever
+                continue
+            if offset < high:
+                return True
+        return False
 
     def _export(self, rows: list[dict[str, Any]], ratings: list[dict[str, Any]]) -> None:
         for row in rows:

@@ -64,6 +64,9 @@ class TrafficStats:
     accepted: int = 0
     """Sessions that watched a recommended movie."""
     by_kind: dict[str, int] = field(default_factory=lambda: {"watch": 0, "rate": 0, "account": 0, "rec": 0})
+    accepted_lists: list[tuple[int, int]] = field(default_factory=list)
+    """(user id, time of the recommendation line in ns) of each session that took a listed movie,
+    kept only when the traffic was built with `record_accepted=True` (tests: the ground truth of hits)."""
 
 
 class Traffic:
@@ -80,8 +83,10 @@ class Traffic:
         recommender: RecommendClient | None = None,
         clock: SimClock | None = None,
         seed: int | None = None,
+        record_accepted: bool = False,
     ) -> None:
         self.s = settings
+        self.record_accepted = record_accepted
         self.clock = clock or SimClock(start_ns, 0.0)
         self.seed = world.meta.seed if seed is None else seed
         c, p = world.catalog, world.population
@@ -201,6 +206,11 @@ class Traffic:
         self.stats.requests += len(idx)
         self.stats.requests_failed += shown.failed
         self.stats.accepted += int((shown.taken >= 0).sum())
+        if self.record_accepted:
+            took = shown.taken >= 0
+            self.stats.accepted_lists.extend(
+                zip((users[idx][took] + 1).tolist(), start[idx][took].tolist(), strict=True)
+            )
         ids = np.arange(self._payload_seq, self._payload_seq + len(idx), dtype=np.int64)
         self._payload_seq += len(idx)
         self._payloads.update(zip(ids.tolist(), shown.events, strict=True))
