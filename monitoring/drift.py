@@ -189,10 +189,15 @@ def _served(
         result.skipped += skipped
 
 
-def run_drift(settings: MonitorSettings, hours: float = 24.0) -> DriftResult:
-    """Profile the window, score it against the reference, check schemas, write the result files; return it."""
+def run_drift(
+    settings: MonitorSettings, hours: float = 24.0, champion: Champion | None = None
+) -> DriftResult:
+    """Profile the window, score it against the reference, check schemas, write the result files; return it.
+
+    `champion` is looked up in the registry unless given (a benchmark or test names its own).
+    """
     layout = MonitorLayout(settings.var_dir)
-    champion = find_champion(settings.var_dir)
+    champion = champion or find_champion(settings.var_dir)
     result = DriftResult(settings.drift_threshold, None, {"model_version": champion.version, "rows": 0,
                          "notes": [champion.note] if champion.note else []})  # fmt: skip
     _events(settings, champion, hours, result, layout)

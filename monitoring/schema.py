@@ -15,6 +15,7 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -191,9 +192,16 @@ def diff_fields(
 
 
 def metadata_changes(
-    base_url: str, movie_ids: list[str], user_ids: list[int], timeout_s: float = 5.0
+    base_url: str,
+    movie_ids: list[str],
+    user_ids: list[int],
+    timeout_s: float = 5.0,
+    client: httpx.Client | None = None,
 ) -> tuple[list[SchemaChange], str | None]:
-    """Fetch the sampled movies and users from the metadata API and diff their fields; a note when unreachable."""
+    """Fetch the sampled movies and users from the metadata API and diff their fields; a note when unreachable.
+
+    `client` replaces the HTTP client made for `base_url` (e.g. an in-process app's test client).
+    """
     from ingestion.metadata_records import ID_FIELDS
 
     out: list[SchemaChange] = []
@@ -201,11 +209,15 @@ def metadata_changes(
         ("movie", movie_ids), ("user", [str(u) for u in user_ids])
     ]  # fmt: skip
     try:
-        with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
+        # A given client stays open: its owner closes it.
+        own = (
+            nullcontext(client) if client is not None else httpx.Client(base_url=base_url, timeout=timeout_s)
+        )
+        with own as http:
             for kind, ids in samples:
                 if not ids:
                     continue
-                answer = client.get(f"/{kind}/{','.join(str(i) for i in ids)}")
+                answer = http.get(f"/{kind}/{','.join(str(i) for i in ids)}")
                 body = answer.json() if answer.status_code == 200 else None
                 body = [body] if isinstance(body, dict) else body
                 if not isinstance(body, list):

@@ -184,3 +184,55 @@ def test_stream_kind_gone_missing(tmp_path: Path) -> None:
                          "rating": np.int8(3)}), off / "raw" / "rate" / "date=2026-03-02" / "r.parquet")  # fmt: skip
     changes = stream_changes(off, window, (T0, window[0]))
     assert ("kind:rate", "missing") in [(c.field, c.change) for c in changes]
+
+
+def test_served_features_and_scores_against_the_champions_sample(tmp_path: Path) -> None:
+    """Feature log and reference sample in the formats of core.layout; a shifted score drifts, features do not."""
+    from core.layout import FEATURE_LOG_DIR, REFERENCE_SAMPLE
+    from monitoring.reference import Champion
+
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "model"
+    sample = pd.DataFrame({"f_pop": rng.gamma(2, 1, 3000), "f_age": rng.uniform(0, 30, 3000),
+                           "score": rng.normal(0, 1, 3000), "label": rng.integers(0, 4, 3000)})  # fmt: skip
+    _write(sample, folder / REFERENCE_SAMPLE)
+    n = 2000
+    log = pd.DataFrame({"ts": T0 + pd.to_timedelta(rng.uniform(0, 7200, n), unit="s"),
+                        "request_id": [f"r{i}" for i in range(n)], "user_id": rng.integers(0, 99, n),
+                        "model_version": np.where(np.arange(n) < 1800, 3, 2), "arm": "a", "movie_id": "m",
+                        "score": rng.normal(1.5, 1, n), "f_pop": rng.gamma(2, 1, n), "f_age": rng.uniform(0, 30, n)})  # fmt: skip
+    _write(log, tmp_path / FEATURE_LOG_DIR / "date=2026-03-02" / "1-0.parquet")
+    settings = MonitorSettings(var_dir=tmp_path, drift_min_rows=500, RECSYS_SIM_API_URL="http://127.0.0.1:9")  # type: ignore[call-arg]
+    result = run_drift(settings, hours=3, champion=Champion(version=3, folder=folder))
+    got = {(r.profile, r.feature): r for r in result.rows}
+    assert set(got) == {("features", "f_pop"), ("features", "f_age"), ("scores", "score")}
+    assert got[("scores", "score")].drifted and got[("scores", "score")].rows == 1800  # v3's rows only
+    assert not got[("features", "f_pop")].drifted and not got[("features", "f_age")].drifted
+    assert (MonitorLayout(tmp_path).profiles / "reference" / "scores-v3.bin").is_file()
+    assert any(s.profile == "events" for s in result.skipped)  # no offline store: said, not hidden
+    bare = run_drift(settings, hours=3, champion=Champion(version=4, folder=tmp_path / "none", note="x"))
+    assert not bare.rows and {s.profile for s in bare.skipped} >= {"features", "scores"}
+
+
+def test_metadata_schema_change_of_the_simulator_api(tmp_path: Path) -> None:
+    """The simulator's own API with a scheduled schema change: the renamed field is missing and new."""
+    from datetime import UTC, datetime
+
+    from fastapi.testclient import TestClient
+
+    from monitoring.schema import metadata_changes
+    from simulator.api import create_app
+    from simulator.drift import SchemaChange as Renaming
+    from simulator.settings import SimSettings
+    from simulator.store import save_world
+    from simulator.world import generate_world
+
+    world = generate_world(30, 20, seed=4)
+    save_world(world, tmp_path / "sim")
+    movies = [str(m) for m in world.catalog.slug[:10]]
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    for drifts, expected in (([], set()), ([Renaming(start=past, rename={"vote_average": "rating_average"})],
+                                           {("movie.vote_average", "missing"), ("movie.rating_average", "new")})):  # fmt: skip
+        with TestClient(create_app(SimSettings(var_dir=tmp_path, drifts=drifts))) as client:
+            changes, note = metadata_changes("", movies, [1, 2, 3], client=client)
+        assert note is None and {(c.field, c.change) for c in changes} == expected
