@@ -10,6 +10,8 @@ import numpy as np
 from rich.console import Console
 from rich.panel import Panel
 
+from recsys.demo_monitor import monitor_step
+
 console = Console()
 
 
@@ -228,6 +230,7 @@ STEPS: list[tuple[str, Step]] = [
     ("serve: the recommendation API loads the champion, its candidates and online features", _serve),
     ("closed loop: simulated users call /recommend and watch what appeals to them", _closed_loop),
     ("ingest the closed loop's events (the platform learns from its own answers)", _ingest_loop),
+    ("monitor: hit rate, cost, availability from the streams; drift, skew; the dashboard", monitor_step),
 ]
 """The demo's steps in order; each issue adds its own."""
 
