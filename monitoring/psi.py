@@ -51,7 +51,7 @@ def bin_shares(train: F64, served: F64, bins: int = BINS) -> tuple[F64, F64]:
         n_bins = len(values) + 1
         t_bin, s_bin = by_value(t_fin), by_value(s_fin)
     else:
-        cuts = np.unique(np.quantile(t_fin, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+        cuts = np.unique(np.quantile(t_fin, np.linspace(0.0, 1.0, bins + 1)[1:-1], method="inverted_cdf"))
         n_bins = len(cuts) + 1
         t_bin = np.searchsorted(cuts, t_fin, side="right")
         s_bin = np.searchsorted(cuts, s_fin, side="right")
