@@ -49,7 +49,9 @@ def write_part(folder: Path, seq: int, rows: list[dict[str, Any]], schema: pa.Sc
 
 def _read(folder: Path, schema: pa.Schema) -> pd.DataFrame:
     files = sorted(folder.glob("part-*.parquet"))
-    table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files]) if files else schema.empty_table()
+    table = (
+        pa.concat_tables([pq.read_table(f, schema=schema) for f in files]) if files else schema.empty_table()
+    )
     frame: pd.DataFrame = table.to_pandas()
     return frame
 
