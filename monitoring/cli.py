@@ -53,9 +53,13 @@ def skew(
 ) -> None:
     """Train/serve skew: per feature PSI and mean shift of served rows against the champion's training rows."""
     from monitoring.settings import get_monitor_settings
-    from monitoring.skew import print_skew, run_skew
+    from monitoring.skew import SkewInputError, print_skew, run_skew
 
-    result = run_skew(get_monitor_settings(), hours=hours)
+    try:
+        result = run_skew(get_monitor_settings(), hours=hours)
+    except SkewInputError as exc:  # a missing input is an answer, not a crash: say which
+        typer.echo(f"skew: {exc}", err=True)
+        raise typer.Exit(1) from None
     print_skew(result, json_out=json_out)
 
 
