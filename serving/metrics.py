@@ -117,6 +117,14 @@ ONLINE_STORE_WHOLE: Final = Gauge(
 )
 
 
+def count_model_event(event: str, ref: str) -> None:
+    """The model manager's callback: a swap or a failed load of the version under `ref`."""
+    if event == "swapped":
+        MODEL_SWAPS.labels(ref).inc()
+    elif event == "load_failed":
+        MODEL_LOAD_FAILURES.labels(ref).inc()
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of this process, or of all workers in multiprocess mode."""
     folder = os.environ.get(MULTIPROC_ENV)

@@ -15,13 +15,13 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 from core.resilience import CircuitBreaker
-from events.topics import ALERTS
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
+from serving.alert_sink import AlertForwarder
+from serving.feast_store import fast_store
 from serving.feature_log import FeatureLog
 from serving.models import ModelBundle, ModelManager
 from serving.movie_table import MovieTable, TableReader, read_online
@@ -38,20 +38,6 @@ log = logging.getLogger(__name__)
 FALLBACK_FILE: Final = "serving/fallback.json"
 """Under the var dir: the last fallback list, so a restart without Redis or models still answers."""
 SELF_DESCRIPTION_UNAVAILABLE: Final = "self_description unavailable (no text model loaded): served popular"
-
-
-def _fast_store(var: Path, redis_url: str, socket_timeout_s: float) -> Any:
-    """A Feast store for the request path: Redis with short timeouts, registry cache without TTL."""
-    from feast import FeatureStore
-
-    from feature_repo.config import REPO_DIR, load_config
-
-    sep = "&" if "?" in redis_url else "?"
-    url = f"{redis_url}{sep}socket_timeout={socket_timeout_s}&socket_connect_timeout={socket_timeout_s}"
-    config = load_config(var.resolve(), url)
-    # TTL 0 = never expires: a request never re-reads the registry; our thread refreshes it.
-    config.registry.cache_ttl_seconds = 0
-    return FeatureStore(repo_path=str(REPO_DIR), config=config)
 
 
 def check_bundle(bundle: ModelBundle) -> None:
@@ -83,7 +69,7 @@ class Runtime:
     feature_log: FeatureLog | None = None
     """Sampled rows the ranker scored (None: not logged)."""
     _refresher: Refresher = field(init=False)
-    _alerts_producer: Any = None
+    alerts: AlertForwarder = field(default_factory=AlertForwarder)
     _bad_experiments_sha: str | None = None
     _reader: TableReader | None = None
 
@@ -108,12 +94,12 @@ class Runtime:
             lambda: ModelRegistry.open(RankSettings(var_dir=settings.var_dir)),
             check_bundle,
             settings.registry_poll_s,
-            on_event=_model_event,
+            on_event=M.count_model_event,
         )
         store: Any = None
         users: UserFeatureClient | None = None
         try:
-            store = _fast_store(settings.var_dir, settings.redis_url, settings.feature_timeout_ms / 1000.0)
+            store = fast_store(settings.var_dir, settings.redis_url, settings.feature_timeout_ms / 1000.0)
             users = UserFeatureClient.from_store(
                 store,
                 settings.redis_url,
@@ -185,8 +171,7 @@ class Runtime:
         self.provenance.close(timeout_s=2.0)
         if self.feature_log is not None:
             self.feature_log.close(timeout_s=2.0)
-        if self._alerts_producer is not None:
-            self._alerts_producer.flush(2.0)
+        self.alerts.flush(2.0)
 
     def movie_ids(self) -> list[str]:
         """Every movie any loaded model can recommend."""
@@ -311,22 +296,3 @@ class Runtime:
     def explain(self, request_id: str) -> dict[str, Any]:
         """Provenance of a past request with the registry's facts (blocking)."""
         return self.provenance.explain(request_id, self.models.registry())
-
-    def forward_alerts(self, alerts: list[dict[str, Any]]) -> int:
-        """Send validated alerts (`serving.api.alert_payload.Alert` dumps) to `recsys.alerts`, one message each."""
-        from events.kafka import make_producer
-
-        if self._alerts_producer is None:
-            self._alerts_producer = make_producer()
-        for alert in alerts:
-            key = str(alert.get("fingerprint") or alert.get("labels", {}).get("alertname", "alert"))
-            self._alerts_producer.produce(ALERTS, json.dumps(alert).encode(), key=key.encode())
-        self._alerts_producer.poll(0)
-        return len(alerts)
-
-
-def _model_event(event: str, ref: str) -> None:
-    if event == "swapped":
-        M.MODEL_SWAPS.labels(ref).inc()
-    elif event == "load_failed":
-        M.MODEL_LOAD_FAILURES.labels(ref).inc()

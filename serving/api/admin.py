@@ -48,5 +48,5 @@ async def refresh_models(rt: RuntimeDep) -> Response:
 async def alerts(request: Request, rt: RuntimeDep, cfg: SettingsDep) -> Response:
     """Alertmanager's webhook: validate the payload (422, 413 above the size cap), forward each alert to `recsys.alerts`."""
     payload = parse_webhook(await read_capped(request, cfg.alerts_max_bytes))
-    count = rt.forward_alerts([alert.model_dump(mode="json") for alert in payload.alerts])
+    count = rt.alerts.forward([alert.model_dump(mode="json") for alert in payload.alerts])
     return JSONResponse({"forwarded": count})

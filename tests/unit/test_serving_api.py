@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from serving.alert_sink import AlertForwarder
 from serving.app import create_app
 from serving.models import ModelManager
 from serving.provenance import ProvenanceLog
@@ -46,11 +47,11 @@ def forwarded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """What the sink hands to Kafka (the producer is replaced)."""
     sent: list[dict[str, Any]] = []
 
-    def forward(_self: Runtime, alerts: list[dict[str, Any]]) -> int:
+    def forward(_self: AlertForwarder, alerts: list[dict[str, Any]]) -> int:
         sent.extend(alerts)
         return len(alerts)
 
-    monkeypatch.setattr(Runtime, "forward_alerts", forward)
+    monkeypatch.setattr(AlertForwarder, "forward", forward)
     return sent
 
 
