@@ -30,6 +30,8 @@ class DemoContext:
     """Base URL of the metadata API the demo started (its ingestion enriches from it)."""
     serving_url: str | None = None
     """Base URL of the recommendation API the demo started (its closed loop calls it)."""
+    loop_taken: tuple[int, int] | None = None
+    """(sessions that took a listed movie, answered lists) of the closed loop, as the simulator recorded them."""
     facts: dict[str, str] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
     cleanup: list[Callable[[], object]] = field(default_factory=list)
@@ -206,6 +208,7 @@ def _closed_loop(ctx: DemoContext) -> None:
     finally:
         rec.close()
     st = result.stats
+    ctx.loop_taken = (st.accepted, st.requests - st.requests_failed)
     taken = st.accepted / st.sessions if st.sessions else 0.0
     times = np.asarray(rec.answer_ms, dtype=np.float64)
 

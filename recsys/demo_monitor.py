@@ -38,6 +38,12 @@ def monitor_step(ctx: DemoContext) -> None:
         )
 
     ctx.facts["closed loop, as the monitor saw it"] = figures(closed)
+    if ctx.loop_taken is not None and ctx.loop_taken[1]:
+        taken, answered = ctx.loop_taken
+        ctx.facts["closed loop, as the simulator recorded it"] = (
+            f"{taken:,} of {answered:,} answered lists taken ({taken / answered:.1%}); the monitor's hit rate is "
+            "higher by the users whose own choice happened to be listed"
+        )
     if len(legacy):
         ctx.facts["open-loop history (legacy trending list)"] = figures(legacy)
     try:
