@@ -138,3 +138,13 @@ def test_a_restart_from_a_snapshot_gives_the_same_rows_as_an_uninterrupted_run()
     rows = _rows(resumed)
     assert rows == _rows(whole)
     assert _total(rows, "hits") == 2 and {r["arm"] for r in rows} == {"control", "unknown"}
+
+
+def test_hostile_provenance_records_are_ignored_and_lines_still_count() -> None:
+    join = _join()
+    for record in ({}, {"user_id": "x"}, {"user_id": None}, {"user_id": 1, "result": 7}, {"user_id": [1]}):
+        join.provenance(record)
+    join.provenance({"user_id": 1, "result": list(LIST), "arm": None, "model_version": "3"})
+    join.recommendation(T0, 1, 200, LIST, 40)
+    rows = _rows(join)
+    assert _total(rows, "requests") == 1 and [r["model"] for r in rows] == ["v3"]
