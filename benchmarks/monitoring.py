@@ -189,7 +189,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20_000, help="Users in the world of the throughput run.")
     parser.add_argument("--movies", type=int, default=5_000, help="Movies in its catalogue.")
-    parser.add_argument("--hours", type=float, default=24.0, help="Simulated hours of history streamed.")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=2.0,
+        help="Simulated hours of history streamed (20,000 sessions an hour).",
+    )
     args = parser.parse_args()
     Stack().up(list(CORE))
     work = Path(tempfile.mkdtemp(prefix="recsys-bench-monitor-"))
