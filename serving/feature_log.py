@@ -5,6 +5,8 @@ to arrays the ranker already built (`ScoredRows`): no copy, no recompute, no I/O
 thread takes the queued answers, draws up to `rows_per_request` of each answer's candidate rows
 uniformly, and writes a Parquet file under `<var>/monitoring/feature_log/date=YYYY-MM-DD/` every
 `flush_s` seconds or `flush_rows` rows, whichever comes first (format: `core.layout.FEATURE_LOG_DIR`).
+Each row carries `as_of`, the feature time `rank` computed it at (`ScoredRows.as_of`), so the skew
+check can rebuild the same row through training's point-in-time path (`monitoring.skew_replay`).
 A full queue drops the answer and counts it (`recsys_feature_log_dropped_total`): the log is a
 sample, never back pressure. Each uvicorn worker writes its own files (`<pid>-<seq>.parquet`,
 written to a temporary name and renamed, so a reader never sees half a file).
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 SCHEMA: Final = pa.schema(
     [
         pa.field("ts", pa.timestamp("us", tz="UTC")),
+        pa.field("as_of", pa.timestamp("us", tz="UTC")),
         pa.field("request_id", pa.string()),
         pa.field("user_id", pa.int64()),
         pa.field("model_version", pa.int64()),
@@ -62,6 +65,11 @@ class LoggedAnswer:
     model_version: int
     arm: str
     scored: ScoredRows
+
+
+def _as_of(answer: LoggedAnswer) -> float:
+    """The answer's feature time: what `rank` used (`ScoredRows.as_of`), else the log time."""
+    return answer.scored.as_of if answer.scored.as_of is not None else answer.ts
 
 
 class FeatureLog:
@@ -192,6 +200,9 @@ class FeatureLog:
         columns: dict[str, object] = {
             "ts": pa.array(
                 np.repeat([int(a.ts * 1_000_000) for a in batch], counts), pa.timestamp("us", tz="UTC")
+            ),
+            "as_of": pa.array(
+                np.repeat([int(_as_of(a) * 1_000_000) for a in batch], counts), pa.timestamp("us", tz="UTC")
             ),
             "request_id": pa.array(each([a.request_id for a in batch]), pa.string()),
             "user_id": pa.array(np.repeat([a.user_id for a in batch], counts).astype(np.int64)),

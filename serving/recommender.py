@@ -43,6 +43,8 @@ class ScoredRows:
     """Each row's position in `vocab`."""
     vocab: npt.NDArray[Any]
     """The candidate index's movie ids (ids are looked up off the request path, by the log's thread)."""
+    as_of: float | None = None
+    """The feature time (unix seconds) `rank` computed the time features at: the skew replay rebuilds the rows as of it."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,5 @@ def rank(
     scores = ranker.score(x)
     top = rerank(scores, block[:, NUMERIC_INDEX[COST]], k, rule, meta.cost_scale, unknown_cost=assumed)
     movies = [str(m) for m in index.items[cands.items[top]]]
-    return Outcome(
-        movies, "model", cands.sources(), rule.lam, scored=ScoredRows(x, scores, cands.items, index.items)
-    )
+    scored = ScoredRows(x, scores, cands.items, index.items, now_s)
+    return Outcome(movies, "model", cands.sources(), rule.lam, scored=scored)

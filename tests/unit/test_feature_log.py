@@ -58,8 +58,9 @@ def test_file_holds_the_layout_contract_and_a_uniform_sample_of_each_answer(tmp_
     assert [f.name for f in files] == [f"{os.getpid()}-0.parquet"]
     table = pq.read_table(files[0])
     assert table.schema.equals(SCHEMA)
-    assert table.column_names[:7] == [
+    assert table.column_names[:8] == [
         "ts",
+        "as_of",
         "request_id",
         "user_id",
         "model_version",
@@ -67,7 +68,7 @@ def test_file_holds_the_layout_contract_and_a_uniform_sample_of_each_answer(tmp_
         "movie_id",
         "score",
     ]
-    assert table.column_names[7:] == list(FEATURE_COLUMNS)
+    assert table.column_names[8:] == list(FEATURE_COLUMNS)
     frame = table.to_pandas()
     assert frame.groupby("user_id").size().to_dict() == {1: 4, 2: 3}
     for a in answers:
