@@ -42,7 +42,7 @@ def _age(result: dict[str, Any]) -> float | None:
 
 
 class ResultCollector(Collector):
-    """Drift and skew gauges from `drift/latest.json` and `skew/latest.json` (formats in monitoring.layout)."""
+    """Drift and skew gauges (skew: PSI, mismatch share, detected) from `drift/latest.json` and `skew/latest.json` (formats in monitoring.layout)."""
 
     def __init__(self, layout: MonitorLayout) -> None:
         self.layout = layout
@@ -59,8 +59,15 @@ class ResultCollector(Collector):
             M.SCHEMA_CHANGES, "Schema changes by source and kind.", labels=["source", "change"]
         )
         psi = GaugeMetricFamily(M.SKEW_PSI, "PSI of served against training values.", labels=["feature"])
+        mismatch = GaugeMetricFamily(
+            M.SKEW_MISMATCH,
+            "Share of replayed served rows whose value differs from the training path's.",
+            labels=["feature"],
+        )
         skewed = GaugeMetricFamily(
-            M.SKEW_DETECTED, "1 when the PSI is above the threshold.", labels=["feature"]
+            M.SKEW_DETECTED,
+            "1 when the feature is skewed (mismatch share, or PSI where not recomputed).",
+            labels=["feature"],
         )
         age = GaugeMetricFamily(M.RESULT_AGE, "Seconds since the latest result.", labels=["check"])
         drift = _read(self.layout.drift / "latest.json")
@@ -83,9 +90,11 @@ class ResultCollector(Collector):
             for row in skew.get("rows", []):
                 psi.add_metric([str(row.get("feature"))], float(row.get("psi") or 0.0))
                 skewed.add_metric([str(row.get("feature"))], 1.0 if row.get("skewed") else 0.0)
+                if row.get("mismatch_share") is not None:
+                    mismatch.add_metric([str(row.get("feature"))], float(row["mismatch_share"]))
             if (seconds := _age(skew)) is not None:
                 age.add_metric(["skew"], seconds)
-        yield from (score, drifted, schema, psi, skewed, age)
+        yield from (score, drifted, schema, psi, mismatch, skewed, age)
 
 
 _registered: set[Path] = set()

@@ -45,8 +45,11 @@ DRIFT_JSON: Final = """drift/latest.json: {"computed_at": ISO, "reference": {"mo
 "schema": [{"source": "stream"|"metadata", "field": str, "change": "new"|"missing"|"retyped", "detail": str}]}"""
 """Format of a drift result (written by `monitoring.drift`, read by the exporter and the report)."""
 SKEW_JSON: Final = """skew/latest.json: {"computed_at": ISO, "model_version": int|None, "served_rows": int, "train_rows": int,
-"threshold": float, "rows": [{"feature": str, "psi": float, "mean_train": float, "mean_served": float,
-          "mean_shift": float (in training standard deviations), "skewed": bool, "note": str}]}"""
+"threshold": float (PSI), "mismatch_threshold": float, "replayed_rows": int, "replay": "ok" | why not run,
+"rows": [{"feature": str, "psi": float, "mean_train": float, "mean_served": float,
+          "mean_shift": float (in training standard deviations), "skewed": bool, "note": str,
+          "mismatch_share": float|None (None: not recomputed; decided by PSI), "mean_replayed": float|None,
+          "written_after": float|None (share of the differing rows that read data written after the answer)}]}"""
 """Format of a skew result (written by `monitoring.skew`, read by the exporter and the report)."""
 
 

@@ -81,7 +81,23 @@ class MonitorSettings(PlatformSettings):
         description="Metadata API whose records the schema check samples.",
     )
     skew_psi_threshold: float = Field(
-        0.2, gt=0, description="PSI between served and training rows above which a feature counts as skewed."
+        0.2,
+        gt=0,
+        description="PSI between served and training rows above which a candidate column or the score counts as "
+        "skewed (information only for the features the replay recomputes).",
+    )
+    skew_mismatch_threshold: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of replayed rows whose served value differs from the training path's above which a "
+        "feature counts as skewed (a few rows differ legitimately: an event not yet in the online store).",
+    )
+    skew_replay_rows: int = Field(
+        2000,
+        ge=0,
+        description="Served rows the skew check recomputes through Feast's offline store (seeded sample; 0: off, "
+        "every row decided by PSI).",
     )
 
     @property

@@ -1,19 +1,23 @@
-"""`recsys monitor skew`: served feature rows against the champion's training rows, feature by feature.
+"""`recsys monitor skew`: served feature rows against the training path, value by value, and against training's rows.
 
-Serving logs a uniform sample of the rows its ranker scored (`serving.feature_log`); training
-keeps a uniform sample of the rows it learned from beside the model (`ranking.reference_sample`).
-Both hold the same `ranking.transforms.FEATURE_COLUMNS`, so for each feature this computes the
-PSI of the served values on bins of the training values (`monitoring.psi`), both means and the
-mean shift in training standard deviations; `skewed` = PSI above `skew_psi_threshold`. The
-model's score is compared too (row `score`): skew in any input shows up in its output.
+Two checks per feature. **Log and recompute** (`monitoring.skew_replay`, the decision for every
+feature Feast provides or the transforms derive): a seeded sample of the served rows is rebuilt
+through training's point-in-time path at the feature time serving used, and `mismatch_share`
+is the share of rows whose values differ; `skewed` = above `skew_mismatch_threshold`.
+**Distribution** (information for those, the decision for the candidate columns and the score,
+which the replay takes from the log): the PSI of the served values on bins of the training
+reference sample (`monitoring.psi`), both means and the mean shift in training standard
+deviations; `skewed` = PSI above `skew_psi_threshold`. When the replay cannot run (no Feast
+registry or offline store) every row is decided by PSI and the result's `replay` says why.
 A result goes to `skew/<stamp>.json` and `skew/latest.json` (format `monitoring.layout.SKEW_JSON`),
-which the exporter turns into the gauges `recsys_skew_psi` and `recsys_skew_detected`. How to read
-it and what the known differences mean: docs/skew.md.
+which the exporter turns into the gauges `recsys_skew_psi`, `recsys_skew_mismatch_share` and
+`recsys_skew_detected`. How to read it and what the known differences mean: docs/skew.md.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,55 +32,14 @@ from core.layout import REFERENCE_SAMPLE
 from monitoring.layout import MonitorLayout
 from monitoring.psi import compare_column
 from monitoring.settings import MonitorSettings
+from monitoring.skew_notes import NOTES
+from monitoring.skew_replay import ReplayUnavailableError, ValueMatch, replay_served
 from ranking.transforms import FEATURE_COLUMNS
+
+log = logging.getLogger(__name__)
 
 SCORE: Final = "score"
 """Column of the model's relevance score, on both sides."""
-_ALS = (
-    "ALS fits differ: per training cut-off on a 200,000-user sample, serving's index on everyone at the data end; "
-    "measured PSI 0.03-0.07, the sample alone 0.06 (docs/skew.md, suspect a)"
-)
-_FROZEN = (
-    "frozen at the index build (training's data end) while popularity features are live: the gap grows with "
-    "the index's age (docs/skew.md, suspect b)"
-)
-_LIVE_POP = (
-    "live, while popularity candidates come from the index frozen at training: an index older than ~6 h moves "
-    "it among the candidates (PSI 0.7-1 at 24 h; docs/skew.md, suspect b)"
-)
-_CLOCK = (
-    "time since an event: serving's clock is later than every training cut-off (by three label horizons or more), "
-    "so it shifts with the model's age: drift, not a computation skew"
-)
-_ITEM = "item-item fit on more history in serving's index than in the cut-off indexes: similarities grow with data"
-_CUMULATIVE = "cumulative count: grows between the training cut-offs and serving time"
-NOTES: Final[dict[str, str]] = {
-    "score_als": _ALS,
-    "sim_als_last": _ALS,
-    "rank_als": _ALS,
-    "rank_pop": _FROZEN
-    + "; its own shares cannot move (ranks 1..k), the staleness shows in the live features",
-    "score_pop": _FROZEN,
-    "movie_popularity__plays_1h": _LIVE_POP,
-    "movie_popularity__plays_24h": _LIVE_POP,
-    "movie_popularity__plays_7d": _LIVE_POP,
-    "plays_trend_24h_7d": _LIVE_POP,
-    "plays_trend_1h_24h": _LIVE_POP,
-    "user_days_since_active": _CLOCK,
-    "user_account_age_days": _CLOCK,
-    "movie_days_in_stream": _CLOCK,
-    "movie_age_years": _CLOCK,
-    "score_item": _ITEM,
-    "sim_item_last": _ITEM,
-    "user_watch_stats__watch_count_total": _CUMULATIVE,
-    "user_rating_stats__rating_count": _CUMULATIVE,
-    "movie_rating_stats__rating_count": _CUMULATIVE,
-}
-"""Known, explained differences between training and serving, per feature (the rows' `note`; measured in docs/skew.md).
-
-A note explains why a row may be flagged; it does not silence it: a PSI far beyond what the
-note's figures describe is still worth a look.
-"""
 
 
 class SkewInputError(RecsysError):
@@ -97,11 +60,17 @@ class SkewRow:
     """In training standard deviations."""
     skewed: bool
     note: str
+    mismatch_share: float | None = None
+    """Share of replayed rows whose served value differs from the training path's (None: not recomputed)."""
+    mean_replayed: float | None = None
+    """Mean of the training path's values over the replayed rows."""
+    written_after: float | None = None
+    """Share of the differing rows that read offline data written after the answer (not online yet then)."""
 
 
 @dataclass(frozen=True)
 class SkewResult:
-    """A skew run: which version, how many rows each side, the threshold and one row per feature."""
+    """A skew run: which version, rows on each side, the thresholds, whether the replay ran, one row per feature."""
 
     computed_at: str
     model_version: int | None
@@ -109,6 +78,10 @@ class SkewResult:
     train_rows: int
     threshold: float
     rows: list[SkewRow]
+    mismatch_threshold: float = 0.05
+    replayed_rows: int = 0
+    replay: str = "not run"
+    """`ok`, or why the replay did not run (then every row is decided by PSI)."""
 
     @property
     def skewed(self) -> list[str]:
@@ -158,7 +131,9 @@ def read_served(folder: Path, since: datetime, version: int | None) -> pd.DataFr
             f"no served feature log under {folder} since {since:%Y-%m-%d %H:%M} UTC: serving writes one when "
             "RECSYS_SERVING_FEATURE_LOG_RATE > 0 and the model answers requests"
         )
-    dataset = ds.dataset(files, format="parquet")
+    # The newest file's schema: older files lack later columns (`as_of`), which read as null.
+    newest = max(files, key=lambda f: Path(f).stat().st_mtime)
+    dataset = ds.dataset(files, format="parquet", schema=ds.dataset(newest, format="parquet").schema)
     expr = ds.field("ts") >= pd.Timestamp(since)
     if version is not None:
         expr = expr & (ds.field("model_version") == version)
@@ -173,10 +148,16 @@ def read_served(folder: Path, since: datetime, version: int | None) -> pd.DataFr
 
 
 def compare(
-    train: pd.DataFrame, served: pd.DataFrame, threshold: float, notes: dict[str, str] | None = None
+    train: pd.DataFrame,
+    served: pd.DataFrame,
+    threshold: float,
+    notes: dict[str, str] | None = None,
+    matches: dict[str, ValueMatch] | None = None,
+    mismatch_threshold: float = 0.05,
 ) -> list[SkewRow]:
-    """One row per model feature (and the score) present on both sides."""
+    """One row per model feature (and the score) present on both sides; a feature in `matches` is decided by it."""
     notes = NOTES if notes is None else notes
+    matches = matches or {}
     rows = []
     for name in (*FEATURE_COLUMNS, SCORE):
         if name not in train or name not in served:
@@ -186,8 +167,25 @@ def compare(
         if c.nan_served > c.nan_train + 0.2:  # the usual cause of a skewed row: a feature serving cannot read
             note = "; ".join(filter(None, [note, f"missing in {c.nan_served:.0%} of served rows, "
                                                   f"{c.nan_train:.0%} in training"]))  # fmt: skip
+        m = matches.get(name)
+        if m is None:
+            rows.append(SkewRow(name, round(c.psi, 6), c.mean_train, c.mean_served, round(c.mean_shift, 4),
+                                c.psi > threshold, note))  # fmt: skip
+            continue
+        note = f"PSI: {note}" if note else ""  # the notes explain the distribution, not this row's decision
+        if (
+            m.mismatch_share > 0 and m.missing_offline > m.mismatch_share / 2
+        ):  # Feast's offline TTL, or a lost row
+            note = "; ".join(filter(None, [f"replay: {m.missing_offline:.0%} of rows have a value online and none "
+                                           "offline (the offline join applies the view's ttl, the online read does "
+                                           "not; or the offline store lacks the row)", note]))  # fmt: skip
+        if m.written_after > 0.5:
+            note = "; ".join(filter(None, [f"replay: {m.written_after:.0%} of the differing rows read offline data "
+                                           "written after the answer (not online yet when serving answered: "
+                                           "ingestion lag, not a computation difference)", note]))  # fmt: skip
         rows.append(SkewRow(name, round(c.psi, 6), c.mean_train, c.mean_served, round(c.mean_shift, 4),
-                            c.psi > threshold, note))  # fmt: skip
+                            m.mismatch_share > mismatch_threshold, note, round(m.mismatch_share, 6),
+                            m.mean_replayed, round(m.written_after, 6)))  # fmt: skip
     return rows
 
 
@@ -197,13 +195,30 @@ def run_skew(settings: MonitorSettings, hours: float = 24.0) -> SkewResult:
     train = read_reference(model_dir, version)
     layout = MonitorLayout(settings.var_dir)
     served = read_served(layout.feature_log, datetime.now(UTC) - timedelta(hours=hours), version)
+    matches: dict[str, ValueMatch] = {}
+    replayed, replay = 0, "ok"
+    try:
+        done = replay_served(
+            settings.var_dir, settings.redis_url, model_dir, served, settings.skew_replay_rows
+        )
+        matches, replayed = done.matches, done.rows
+    except ReplayUnavailableError as exc:
+        replay = f"not run: {exc}; every row decided by PSI"
+    except Exception as exc:  # a broken offline store must not take the distribution check with it
+        log.warning("skew replay failed", exc_info=True)
+        replay = f"failed: {type(exc).__name__}: {exc}; every row decided by PSI"
     result = SkewResult(
         computed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         model_version=version,
         served_rows=len(served),
         train_rows=len(train),
         threshold=settings.skew_psi_threshold,
-        rows=compare(train, served, settings.skew_psi_threshold),
+        rows=compare(
+            train, served, settings.skew_psi_threshold, None, matches, settings.skew_mismatch_threshold
+        ),
+        mismatch_threshold=settings.skew_mismatch_threshold,
+        replayed_rows=replayed,
+        replay=replay,
     )
     write_result(result, layout.skew)
     return result
@@ -239,19 +254,40 @@ def print_skew(result: SkewResult, json_out: bool = False) -> None:
         console.print_json(json.dumps(result.to_dict(), default=str))
         return
     table = Table(
-        title=f"train/serve skew of v{result.model_version}: {result.served_rows:,} served rows vs "
-        f"{result.train_rows:,} training rows (PSI threshold {result.threshold:g})"
+        title=f"train/serve skew of v{result.model_version}: {result.served_rows:,} served rows "
+        f"({result.replayed_rows:,} recomputed through the training path) vs {result.train_rows:,} training rows "
+        f"(mismatch threshold {result.mismatch_threshold:g}, PSI threshold {result.threshold:g})"
     )
-    for col in ("feature", "PSI", "mean train", "mean served", "shift (sd)", "skewed", "note"):
+    for col in ("feature", "mismatch", "PSI", "mean train", "mean served", "mean replayed", "shift (sd)",
+                "skewed", "note"):  # fmt: skip
         table.add_column(col, justify="right" if col not in ("feature", "note") else "left")
 
     def num(v: float | None) -> str:
         return "-" if v is None else f"{v:.4g}"
 
-    for r in sorted(result.rows, key=lambda r: -r.psi):
-        table.add_row(r.feature, f"{r.psi:.3f}", num(r.mean_train), num(r.mean_served), f"{r.mean_shift:+.2f}",
-                      "yes" if r.skewed else "", r.note, style="red" if r.skewed else None)  # fmt: skip
+    def order(r: SkewRow) -> tuple[bool, float, float]:
+        return (not r.skewed, -(r.mismatch_share if r.mismatch_share is not None else -1.0), -r.psi)
+
+    for r in sorted(result.rows, key=order):
+        by = "mismatch" if r.mismatch_share is not None else "PSI"
+        table.add_row(r.feature, "-" if r.mismatch_share is None else f"{r.mismatch_share:.3f}", f"{r.psi:.3f}",
+                      num(r.mean_train), num(r.mean_served), num(r.mean_replayed), f"{r.mean_shift:+.2f}",
+                      f"yes ({by})" if r.skewed else "", r.note, style="red" if r.skewed else None)  # fmt: skip
     console.print(table)
+    recomputed = [r for r in result.rows if r.mismatch_share is not None]
+    by_psi = [r for r in result.rows if r.mismatch_share is None]
+    console.print(f"replay: {result.replay}")
+    console.print(
+        f"log and recompute: {sum(r.skewed for r in recomputed)} of {len(recomputed)} recomputed features differ "
+        f"(mismatch > {result.mismatch_threshold:g}): {', '.join(r.feature for r in recomputed if r.skewed) or 'none'}"
+        f"; {sum(r.skewed and (r.written_after or 0) > 0.5 for r in recomputed)} of them mostly on rows that read "
+        "offline data written after the answer (ingestion lag)"
+    )
+    console.print(
+        f"distribution: {sum(r.skewed for r in by_psi)} of {len(by_psi)} PSI-decided rows skewed: "
+        f"{', '.join(r.feature for r in by_psi if r.skewed) or 'none'}; PSI alone would flag "
+        f"{sum(r.psi > result.threshold for r in result.rows)} of {len(result.rows)}"
+    )
     console.print(
         f"{len(result.skewed)} of {len(result.rows)} features skewed: {', '.join(result.skewed) or 'none'}"
     )

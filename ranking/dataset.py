@@ -122,7 +122,7 @@ class ExampleSet:
         )
 
 
-def _references(store: Any, service: str) -> dict[tuple[str, ...], list[str]]:
+def service_references(store: Any, service: str) -> dict[tuple[str, ...], list[str]]:
     """The service's `view:feature` references, grouped by the join keys of their views."""
     out: dict[tuple[str, ...], list[str]] = {}
     for projection in store.get_feature_service(service).feature_view_projections:
@@ -160,7 +160,7 @@ def join_features(
     by these join keys (default: the views whose keys `rows` holds).
     """
     out = rows
-    for view_keys, refs in _references(store, FEATURE_SERVICE).items():
+    for view_keys, refs in service_references(store, FEATURE_SERVICE).items():
         if (keys is not None and view_keys not in keys) or not set(view_keys) <= set(rows.columns):
             continue
         entity = rows[list(view_keys)].drop_duplicates().reset_index(drop=True)

@@ -1,14 +1,18 @@
 """Done-when (c): a train/serve difference planted in ONE feature of serving's code is flagged by the skew check.
 
-A small world on the real Redis, Feast and MLflow (the serving test's: 60 users x 90 movies,
-online features written through Feast, a tiny real LambdaRank model with its candidate index).
+A small world on the real Redis, Feast and MLflow (the serving test's: 60 users x 90 movies, a
+tiny real LambdaRank model with its candidate index). Its features are written to the offline
+store as ingestion writes them and materialised into Redis by the real rebuild (`ingestion.rebuild`),
+so the online rows serving reads are the offline rows the replay reads.
 The reference sample beside the model is what the unplanted feature code computes for every
 user's candidates (`serving.recommender.rank` on the online features: the shared transforms
 training uses), written with training's own writer. The champion then serves every user
 through the real app with the feature log sampling every answer, while serving's column reader
 is patched so one feature (`user_profile__age`) comes out in months instead of years, a unit bug
 of the kind the check exists for. `recsys monitor skew`'s `run_skew` must flag that feature and
-no other.
+no other: by the log-and-recompute check (every served row recomputed through Feast's offline
+store at its `as_of` differs in that feature, and in no other: the proof that the replay
+reproduces serving exactly) and by PSI.
 """
 
 from __future__ import annotations
@@ -19,14 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
 import serving.recommender as recommender
-from feature_repo import online_marker
+from events.metadata import GENRES
+from feature_repo.config import arrow_schema, offline_dir
+from ingestion.rebuild import ALL_VIEWS, rebuild
 from monitoring.settings import MonitorSettings
 from monitoring.skew import SCORE, run_skew
+from monitoring.skew_replay import RECOMPUTED
 from ranking import columns as C  # noqa: N812
 from ranking.reference_sample import write_reference_sample
 from ranking.registry import ModelRegistry
@@ -40,13 +50,43 @@ from serving.settings import ServingSettings
 from serving.user_features import UserFeatureClient
 from tests.integration.conftest import StackInfo
 from tests.integration.test_feast_repo import db_url
-from tests.integration.test_serving import _sessions, register, train_model, write_online
+from tests.integration.test_serving import _sessions, register, train_model
 
 TEST_DB = 11
 PLANTED = "user_profile__age"
-NOW = 1_790_000_000.0
+FEATURES_AT = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(hours=1)
+"""Event time of every feature row (within every view's TTL of NOW)."""
+NOW = FEATURES_AT.timestamp() + 600.0
 """One as-of time for both sides: the world's timestamps are tiny epoch seconds, so its day counts sit where
 float32 steps are minutes long and the seconds between the two sides would move rows across bins."""
+
+
+def _write_offline(store: Any, var: Path, sessions: pd.DataFrame, recent: dict[int, list[str]]) -> None:
+    """Every user's and movie's feature rows, written to the offline store as ingestion writes them."""
+    users, movies = sorted(recent), sorted(set(sessions[C.ITEM]))
+    rng = np.random.default_rng(3)
+    for view in ALL_VIEWS:
+        fv = store.get_feature_view(view)
+        ids: list[Any] = users if view.startswith("user_") else movies
+        data: dict[str, Any] = {fv.join_keys[0]: ids}
+        for f in fv.features:
+            kind = str(f.dtype)
+            if f.name == "recent_movie_ids":
+                data[f.name] = [recent[u] for u in ids]
+            elif f.name == "genres":
+                data[f.name] = [[GENRES[i % len(GENRES)]] for i in range(len(ids))]
+            elif f.name == "genre_affinity":
+                data[f.name] = [list(rng.dirichlet(np.ones(len(GENRES)))) for _ in ids]
+            elif "Int" in kind:
+                data[f.name] = rng.integers(1, 1_000, len(ids))
+            elif "Float" in kind:
+                data[f.name] = rng.random(len(ids)) * 5 + 0.1
+            else:
+                data[f.name] = ["x"] * len(ids)
+        data["event_timestamp"] = data["created"] = [FEATURES_AT] * len(ids)
+        folder = offline_dir(view, var)
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pydict(data, schema=arrow_schema(fv)), folder / "world.parquet")
 
 
 def _clean_rows(store: Any, url: str, model_dir: Path, users: list[int]) -> list[ScoredRows]:
@@ -80,8 +120,10 @@ def test_a_planted_difference_in_one_feature_is_the_only_skew_flagged(
     sessions = _sessions()
     store = open_feature_store(var, url)
     recent = {u: g.sort_values(C.END_TS)[C.ITEM].tolist()[-5:][::-1] for u, g in sessions.groupby(C.USER)}
-    write_online(store, sessions, recent)
-    online_marker.mark(redis.Redis.from_url(url))
+    _write_offline(store, var, sessions, recent)
+    assert rebuild(
+        store, redis.Redis.from_url(url)
+    ).ran  # the online store, materialised from the offline one
     users = sorted(recent)
     model_dir = train_model(sessions, tmp_path / "model", seed=1)
     clean = _clean_rows(store, url, model_dir, users)
@@ -121,9 +163,20 @@ def test_a_planted_difference_in_one_feature_is_the_only_skew_flagged(
     result = run_skew(MonitorSettings(RECSYS_VAR_DIR=var), hours=1.0)  # type: ignore[call-arg]
     assert result.model_version == version
     assert result.train_rows == len(x) and result.served_rows >= len(x)
+    assert result.replay == "ok" and result.replayed_rows == min(result.served_rows, 2000), result.replay
     by = {r.feature: r for r in result.rows}
-    assert by[PLANTED].skewed and by[PLANTED].psi > 1.0, by[PLANTED]
+    # Log and recompute: the planted feature differs in every replayed row, every other one in (almost) none.
+    assert by[PLANTED].skewed and by[PLANTED].mismatch_share == pytest.approx(1.0), by[PLANTED]
+    assert by[PLANTED].mean_served == pytest.approx(12 * (by[PLANTED].mean_replayed or 0.0), rel=0.05)
+    recomputed = {r.feature: r.mismatch_share for r in result.rows if r.mismatch_share is not None}
+    assert len(recomputed) == len(RECOMPUTED)
+    others = {f: m for f, m in recomputed.items() if f != PLANTED}
+    assert max(others.values()) < result.mismatch_threshold, others
+    assert max(others.values()) == 0.0, others  # same inputs, same code: not one row differs
+    # The distribution check beside it: the same verdict from PSI.
+    assert by[PLANTED].psi > 1.0, by[PLANTED]
     assert by[PLANTED].mean_served == pytest.approx(12 * by[PLANTED].mean_train, rel=0.2)
     flagged = {r.feature for r in result.rows if r.skewed and r.feature != SCORE}
-    assert flagged == {PLANTED}, {r.feature: r.psi for r in result.rows if r.psi > 0.05}
+    assert flagged == {PLANTED}, {r.feature: (r.mismatch_share, r.psi) for r in result.rows if r.skewed}
+    assert max(r.psi for r in result.rows if r.feature not in (PLANTED, SCORE)) < result.threshold
     assert (var / "monitoring" / "skew" / "latest.json").is_file()

@@ -96,12 +96,14 @@ def test_one_planted_feature_is_the_only_skewed_row_and_the_json_keeps_the_contr
     stamped = write_result(result, tmp_path)
     latest = json.loads((tmp_path / "latest.json").read_text())
     assert stamped.name == "20261206T010000Z.json" and json.loads(stamped.read_text()) == latest
-    assert set(latest) == {"computed_at", "model_version", "served_rows", "train_rows", "threshold", "rows"}
+    assert set(latest) == {"computed_at", "model_version", "served_rows", "train_rows", "threshold", "rows",
+                           "mismatch_threshold", "replayed_rows", "replay"}  # fmt: skip
     assert (
         latest["model_version"] == 3 and latest["served_rows"] == 3_000 and latest["threshold"] == THRESHOLD
     )
     row = latest["rows"][0]
-    assert set(row) == {"feature", "psi", "mean_train", "mean_served", "mean_shift", "skewed", "note"}
+    assert set(row) == {"feature", "psi", "mean_train", "mean_served", "mean_shift", "skewed", "note",
+                        "mismatch_share", "mean_replayed", "written_after"}  # fmt: skip
     assert row["mean_served"] is None and isinstance(row["psi"], float) and row["skewed"] is True
 
 
