@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,7 +165,9 @@ def _serve(ctx: DemoContext) -> None:
 
     # Listens on RECSYS_SERVING_HOST/PORT; the closed loop calls this address (not RECSYS_SERVING_URL).
     api = recommender_api(get_settings().var)
-    api.up(timeout_s=300.0)
+    # The simulated stream's clock is not the wall clock (the history ends hours before now), so the API
+    # takes "now" from the latest event ingested, as for any replayed log: time features match training's.
+    api.up(env={"RECSYS_SERVING_CLOCK": os.environ.get("RECSYS_SERVING_CLOCK", "stream")}, timeout_s=300.0)
     ctx.cleanup.append(api.down)
     base = ctx.serving_url = api.base_url
     ctx.facts["recommendation API"] = f"{base} (2 workers; champion from the registry)"
