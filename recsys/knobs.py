@@ -20,6 +20,7 @@ SETTINGS_CLASSES = (
     "ranking.settings:RankSettings",
     "serving.settings:ServingSettings",
     "monitoring.settings:MonitorSettings",
+    "textmodel.settings:TextSettings",
 )
 """Each package's settings class, as `module:Class`."""
 INTERNAL_ENV = {
