@@ -19,7 +19,7 @@ import pandas as pd
 from monitoring import charts
 from monitoring import report_data as D  # noqa: N812
 from monitoring.layout import MonitorLayout
-from monitoring.report_html import Panel, render
+from monitoring.report_html import RESULT_EXPLANATIONS, Panel, render
 from monitoring.report_sources import Prometheus, dlq_rate
 from monitoring.settings import MonitorSettings
 
@@ -163,17 +163,9 @@ def _result_panel(
     axis: str,
     fallback: float,
 ) -> Panel:
-    threshold = fallback if isinstance(result, D.NoData) else float(result.get("threshold", fallback))
-    if key == "drift":
-        explanation = (
-            f"Drift score of each profile/feature against the champion's training reference "
-            f"(red: above the threshold {threshold:g}), from drift/latest.json."
-        )
-    else:
-        explanation = (
-            f"PSI of each feature's served values against the training rows (red: above "
-            f"{threshold:g}), from skew/latest.json."
-        )
+    threshold_key = "mismatch_threshold" if key == "skew_replay" else "threshold"
+    threshold = fallback if isinstance(result, D.NoData) else float(result.get(threshold_key) or fallback)
+    explanation = RESULT_EXPLANATIONS[key].format(t=f"{threshold:g}")
     extra = ""
     if isinstance(result, dict):
         explanation += f" Computed at {result.get('computed_at', '?')}."
@@ -243,6 +235,17 @@ def build_panels(
             ["feature"],
             "PSI (served vs training)",
             settings.skew_psi_threshold,
+        )
+    )
+    panels.append(
+        _result_panel(
+            "skew_replay",
+            "Train/serve skew: served vs recomputed rows",
+            skew,
+            "mismatch_share",
+            ["feature"],
+            "share of rows that differ",
+            settings.skew_mismatch_threshold,
         )
     )
     dlq, dlq_source = dlq_rate(prom, settings.var_dir / "offline", settings.window_s)

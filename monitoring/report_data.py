@@ -159,7 +159,10 @@ def feature_scores(result: dict[str, Any], value: str, label: list[str]) -> pd.D
                 "flag": bool(flagged),
             }
         )
-    return pd.DataFrame(rows, columns=["name", "value", "flag"]).sort_values("value", ascending=False)
+    frame = pd.DataFrame(rows, columns=["name", "value", "flag"]).dropna(
+        subset=["value"]
+    )  # not measured: no bar
+    return frame.sort_values("value", ascending=False)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,17 @@ from html import escape
 from monitoring import report_data as D  # noqa: N812
 from monitoring.settings import MonitorSettings
 
+RESULT_EXPLANATIONS: dict[str, str] = {
+    "drift": "Drift score of each profile/feature against the champion's training reference (red: above the "
+    "threshold {t}), from drift/latest.json.",
+    "skew": "PSI of each feature's served values against the training rows (red: above {t}); decides only for "
+    "the candidate columns and the score, the rest is information (time shifts distributions), from skew/latest.json.",
+    "skew_replay": "Log and recompute: share of sampled served rows whose feature, rebuilt through the training path "
+    "(Feast's offline store at the feature time serving used), differs from what serving computed (red: above {t}); "
+    "the decisive skew check for those features, from skew/latest.json.",
+}
+"""Explanation line of the drift and skew panels ({t}: the threshold)."""
+
 
 @dataclass(frozen=True)
 class Panel:

@@ -100,11 +100,12 @@ def write_drift(layout: MonitorLayout, scores: dict[str, float], threshold: floa
 
 
 def write_skew(layout: MonitorLayout, psi: dict[str, float], threshold: float = 0.2) -> None:
-    """skew/latest.json (SKEW_JSON) with one row per PSI."""
+    """skew/latest.json (SKEW_JSON) with one row per PSI; the replay's mismatch share is PSI / 4."""
     rows = [{"feature": f, "psi": p, "mean_train": 1.0, "mean_served": 1.0 + p, "mean_shift": p,
-             "skewed": p > threshold, "note": ""} for f, p in psi.items()]  # fmt: skip
+             "mismatch_share": p / 4, "skewed": p > threshold, "note": ""} for f, p in psi.items()]  # fmt: skip
     result = {"computed_at": START.isoformat(), "model_version": 4, "served_rows": 500, "train_rows": 5000,
-              "threshold": threshold, "rows": rows}  # fmt: skip
+              "threshold": threshold, "mismatch_threshold": 0.05, "replayed_rows": 500, "replay": "ok",
+              "rows": rows}  # fmt: skip
     layout.skew.mkdir(parents=True, exist_ok=True)
     (layout.skew / "latest.json").write_text(json.dumps(result))
 

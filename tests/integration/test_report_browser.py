@@ -35,7 +35,7 @@ from tests.report_inputs import busy_windows, write_dlq, write_drift, write_rati
 pytestmark = pytest.mark.integration
 
 CHARTS = ("availability", "latency", "latency_server", "hit_rate_arm", "hit_rate_model", "hit_rate_path",
-          "cost_per_1k", "cost_per_watch", "model_versions", "drift", "skew", "dlq", "consumer_lag")  # fmt: skip
+          "cost_per_1k", "cost_per_watch", "model_versions", "drift", "skew", "skew_replay", "dlq", "consumer_lag")  # fmt: skip
 SCREENSHOT = resolve_var_dir() / "monitoring" / "report-browser-test.png"
 """Kept after the run: what the dashboard looks like with every panel drawn (synthetic inputs)."""
 WIDTH = 1760

@@ -29,7 +29,7 @@ from tests.report_inputs import (
 LATER = START + timedelta(minutes=5)
 PANELS = {
     "availability", "latency", "latency_server", "hit_rate_arm", "hit_rate_model", "hit_rate_path",
-    "cost_per_1k", "cost_per_watch", "model_versions", "drift", "skew", "dlq", "consumer_lag",
+    "cost_per_1k", "cost_per_watch", "model_versions", "drift", "skew", "skew_replay", "dlq", "consumer_lag",
 }  # fmt: skip
 
 
