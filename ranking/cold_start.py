@@ -1,0 +1,180 @@
+"""The self-description cold-start policy, and the hand-over from it to the ranker as history grows.
+
+Score of movie j for a parsed description d (each term on a comparable scale; weights below):
+
+    W_POP * pop_j                                  popularity prior (z-score of log1p decayed plays)
+  + W_TEXT * z(cos(d.vector, v_j))                 the likes text against the movie document
+  + W_GENRE * liked-genre share of j               genres the user named, over the movie's genres
+  - W_DISLIKED_GENRE * [j has a disliked genre]
+  + W_NEIGHBOUR * z(max cos(v_j, v_liked))         neighbours of the titles named as liked
+  - W_DISLIKED_NEIGHBOUR * z(max cos(v_j, v_disliked))+
+  + TITLE_BOOST * [j named as liked] - TITLE_BOOST * [j named as disliked]
+  - lam * cost_j / median cost                     the licence-cost penalty (as ranking.cost_policy)
+
+z() standardises over the catalogue, so the text terms mean the same whatever the encoder's
+typical cosine. The description vector is ignored when its model id differs from the movie
+vectors' (a TF-IDF user vector never meets MiniLM movie vectors). Empty and vague descriptions
+get the popularity prior and the cost penalty only: the current cold start.
+
+Hand-over (`handover_weight`): a user with n plays is served blend = (1 - w) * cold + w * ranker
+over rank-normalised scores, w = 1 - (1 - min(n, HANDOVER_PLAYS) / HANDOVER_PLAYS) ** 2. It is 0
+with no plays, rises fastest at first (the first plays say more about taste than a sentence does)
+and reaches 1 at HANDOVER_PLAYS plays, from where the ranker's history features carry the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from events.metadata import GENRES
+from textmodel.describe import INFORMATIVE, ParsedDescription
+
+F64 = npt.NDArray[np.float64]
+
+W_POP: Final = 1.0
+"""Weight of the popularity prior (z-score of log1p decayed plays)."""
+W_TEXT: Final = 0.6
+"""Weight of the likes text's similarity to each movie document (z-scored)."""
+W_GENRE: Final = 1.0
+"""Weight of the share of a movie's genres the user named as liked."""
+W_DISLIKED_GENRE: Final = 2.0
+"""Penalty of a movie carrying a genre the user named as disliked."""
+W_NEIGHBOUR: Final = 0.5
+"""Weight of a movie's similarity to the nearest title named as liked (z-scored)."""
+W_DISLIKED_NEIGHBOUR: Final = 0.3
+"""Penalty of a movie's similarity to the nearest title named as disliked (z-scored, positive part)."""
+TITLE_BOOST: Final = 3.0
+"""Bonus of a title named as liked (penalty of one named as disliked): it leads the list unless seen."""
+HANDOVER_PLAYS: Final = 10
+"""Plays after which the ranker alone serves a user (`handover_weight` reaches 1)."""
+
+
+def _z(values: F64) -> F64:
+    """Standardised over the catalogue (all zeros when constant)."""
+    sd = float(values.std())
+    return (values - values.mean()) / sd if sd > 0 else np.zeros_like(values)
+
+
+class ColdStartPolicy:
+    """Scores every catalogue movie for a parsed self-description; built once per catalogue and prior."""
+
+    def __init__(
+        self,
+        movie_ids: Sequence[str],
+        vectors: npt.NDArray[np.float32] | None,
+        model_id: str | None,
+        genres: npt.NDArray[np.bool_],
+        popularity: npt.NDArray[np.float64],
+        cost: npt.NDArray[np.float64],
+        lam: float = 0.0,
+    ) -> None:
+        n = len(movie_ids)
+        if genres.shape != (n, len(GENRES)) or popularity.shape != (n,) or cost.shape != (n,):
+            raise ValueError(
+                f"{n} movies but genres {genres.shape}, popularity {popularity.shape}, cost {cost.shape}"
+            )
+        if vectors is not None and vectors.shape[0] != n:
+            raise ValueError(f"{n} movies but {vectors.shape[0]} vectors")
+        if lam < 0:
+            raise ValueError(f"lam must be non-negative, got {lam}")
+        self.movie_ids = [str(m) for m in movie_ids]
+        self._row = {m: i for i, m in enumerate(self.movie_ids)}
+        self._vectors = None if vectors is None else np.asarray(vectors, dtype=np.float32)
+        self._model_id = model_id
+        self._genres = np.asarray(genres, dtype=bool)
+        self._genre_col = {g: i for i, g in enumerate(GENRES)}
+        n_genres = self._genres.sum(axis=1)
+        self._genre_norm = np.where(n_genres > 0, n_genres, 1).astype(np.float64)
+        pop = np.log1p(np.clip(np.nan_to_num(np.asarray(popularity, dtype=np.float64)), 0.0, None))
+        c = np.asarray(cost, dtype=np.float64)
+        known = c[np.isfinite(c)]
+        # Unknown costs are charged a high price (the 0.9 quantile), so missing data never buys a slot.
+        c = np.where(np.isfinite(c), c, float(np.quantile(known, 0.9)) if len(known) else 0.0)
+        scale = float(np.median(c)) if len(c) and np.median(c) > 0 else 1.0
+        self._base = W_POP * _z(pop) - lam * c / scale
+        self.lam = lam
+
+    def _usable(self, vector: npt.NDArray[np.float32] | None, model_id: str | None) -> bool:
+        """Whether a description vector can be compared with the movie vectors (same model, same width, not zero)."""
+        if vector is None or self._vectors is None or model_id != self._model_id:
+            return False
+        return vector.shape == (self._vectors.shape[1],) and bool(np.any(vector))
+
+    def _rows(self, ids: Sequence[str]) -> list[int]:
+        return [r for i in ids if (r := self._row.get(i)) is not None]
+
+    def _nearest(self, rows: list[int]) -> F64 | None:
+        """z-scored similarity of every movie to its nearest movie among `rows` (None without vectors)."""
+        if not rows or self._vectors is None:
+            return None
+        sims = self._vectors @ self._vectors[rows].T
+        return _z(sims.max(axis=1).astype(np.float64))
+
+    def scores(self, d: ParsedDescription) -> F64:
+        """One score per catalogue movie (movie_ids order), higher is better; popularity for empty/vague."""
+        s = self._base.copy()
+        if d.kind != INFORMATIVE:
+            return s
+        if self._usable(d.vector, d.model_id):
+            assert d.vector is not None and self._vectors is not None
+            s += W_TEXT * _z((self._vectors @ d.vector).astype(np.float64))
+        liked_g = [self._genre_col[g] for g in d.liked_genres if g in self._genre_col]
+        if liked_g:
+            s += W_GENRE * self._genres[:, liked_g].sum(axis=1) / self._genre_norm
+        disliked_g = [self._genre_col[g] for g in d.disliked_genres if g in self._genre_col]
+        if disliked_g:
+            s -= W_DISLIKED_GENRE * self._genres[:, disliked_g].any(axis=1)
+        liked, disliked = self._rows(d.liked), self._rows(d.disliked)
+        if (near := self._nearest(liked)) is not None:
+            s += W_NEIGHBOUR * near
+        if (far := self._nearest(disliked)) is not None:
+            s -= W_DISLIKED_NEIGHBOUR * np.clip(far, 0.0, None)
+        s[liked] += TITLE_BOOST
+        s[disliked] -= TITLE_BOOST
+        return s
+
+    def recommend(self, d: ParsedDescription, k: int = 20, seen: Collection[str] = ()) -> list[str]:
+        """The k best unseen movies for `d`, best first (ties: catalogue order, so lists are deterministic)."""
+        s = self.scores(d)
+        for r in self._rows(list(seen)):
+            s[r] = -np.inf
+        order = np.argsort(-s, kind="stable")
+        return [self.movie_ids[i] for i in order[:k] if np.isfinite(s[i])]
+
+
+def handover_weight(n_plays: int) -> float:
+    """The ranker's share of a user's blended score: 0 at 0 plays, rising to 1 at HANDOVER_PLAYS (see module doc)."""
+    left = 1.0 - min(max(n_plays, 0), HANDOVER_PLAYS) / HANDOVER_PLAYS
+    return 1.0 - left * left
+
+
+def _rank_normalised(values: F64) -> F64:
+    """Ranks scaled to [0, 1] (best 1; ties share their mean rank), so scores of any scale mix."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) <= 1:
+        return np.ones_like(v)
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(len(v), dtype=np.float64)
+    ranks[order] = np.arange(len(v), dtype=np.float64)
+    # Ties share the mean rank, so equal scores stay equal after normalising.
+    _, inverse = np.unique(v, return_inverse=True)
+    sums = np.bincount(inverse, weights=ranks)
+    counts = np.bincount(inverse)
+    return (sums / counts)[inverse] / (len(v) - 1)
+
+
+def blend(cold: F64, ranker: F64, n_plays: int) -> F64:
+    """Rank-normalised mix of the cold-start and ranker scores of the same candidates for a user with n plays."""
+    c, r = np.asarray(cold, dtype=np.float64), np.asarray(ranker, dtype=np.float64)
+    if c.shape != r.shape:
+        raise ValueError(f"cold {c.shape} and ranker {r.shape} scores must have the same shape")
+    w = handover_weight(n_plays)
+    if w == 0.0:
+        return _rank_normalised(c)
+    if w == 1.0:
+        return _rank_normalised(r)
+    return (1.0 - w) * _rank_normalised(c) + w * _rank_normalised(r)
