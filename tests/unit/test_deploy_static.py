@@ -102,7 +102,16 @@ PENDING_COMMANDS: dict[str, str] = {}
 PENDING_ENV: dict[str, str] = {}
 """RECSYS_* variables compose sets that no settings class reads yet, and the issue that adds them."""
 
-SETTINGS_PACKAGES = ("events", "recsys", "simulator", "ingestion", "ranking", "serving", "monitoring", "textmodel")
+SETTINGS_PACKAGES = (
+    "events",
+    "recsys",
+    "simulator",
+    "ingestion",
+    "ranking",
+    "serving",
+    "monitoring",
+    "textmodel",
+)
 
 ENDPOINT_ENV = {
     "RECSYS_KAFKA_BOOTSTRAP_SERVERS": "kafka",
