@@ -128,6 +128,17 @@ def evaluate(
     as_of: str = typer.Option(
         "stream", help="Time of --lists: `stream` (latest event ingested) or an ISO time."
     ),
+    cold_start: bool = typer.Option(
+        False,
+        "--cold-start",
+        help="Instead: judge the cold-start policies on users who joined after the cut-off.",
+    ),
+    cutoff: str | None = typer.Option(
+        None, help="--cold-start cut-off, ISO time (default: the last training cut-off, leaving a full week)."
+    ),
+    descriptions: str = typer.Option(
+        "api", help="--cold-start self-descriptions from `api` (metadata API) or `world` (simulator only)."
+    ),
 ) -> None:
     """Compare the registered rankers (champion, challenger) with every baseline and the oracle on the current data."""
     import json
@@ -136,6 +147,24 @@ def evaluate(
     from recsys.training import run_evaluation, run_served_lists
 
     s = get_settings()
+    if cold_start:
+        from ingestion.settings import IngestSettings
+        from recsys.cold_start_eval import REPORT, run_cold_start_evaluation, summary
+
+        if descriptions not in ("api", "world"):
+            raise typer.BadParameter("--descriptions must be `api` or `world`")
+        result = run_cold_start_evaluation(
+            s.var,
+            report_dir,
+            IngestSettings().meta_url,
+            typer.echo,
+            cutoff,
+            descriptions=descriptions,  # type: ignore[arg-type]
+        )
+        for line in summary(result):
+            typer.echo(line)
+        typer.echo(f"report: {report_dir / REPORT}")
+        return
     if lists is not None:
         served = run_served_lists(s.var, s.redis_url, None, sample, as_of)
         lists.write_text(json.dumps({str(u): m for u, m in served.items()}, indent=1))
