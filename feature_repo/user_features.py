@@ -1,4 +1,4 @@
-"""Feature views keyed by `user`: watch behaviour, rating behaviour and the declared profile."""
+"""Feature views keyed by `user`: watch behaviour, rating behaviour, the declared profile and self-description."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from feast import FeatureView, Field
 from feast.types import Array, Float32, Int64, String
 
 from feature_repo.data_sources import (
+    user_description_push_source,
     user_profile_push_source,
     user_rating_stats_push_source,
     user_watch_stats_push_source,
@@ -96,4 +97,45 @@ user_profile = FeatureView(
     description="What the user told us about themselves; changes rarely.",
     owner="data-eng@recsys",
     tags={"team": "data-eng", "freshness": "enrichment"},
+)
+
+user_description = FeatureView(
+    name="user_description",
+    entities=[user],
+    ttl=timedelta(days=3650),
+    schema=[
+        Field(name=USER_ID, dtype=Int64),
+        Field(
+            name="text_vector",
+            dtype=Array(Float32),
+            description="L2-normalised sentence vector of the likes answer (empty when there was nothing to encode).",
+        ),
+        Field(
+            name="text_model_id",
+            dtype=String,
+            description="Encoder that made text_vector (textmodel model id); vectors of other ids are not comparable.",
+        ),
+        Field(
+            name="liked_movie_ids",
+            dtype=Array(String),
+            description="Catalogue movies the likes answer names (fuzzy title matches).",
+        ),
+        Field(
+            name="disliked_movie_ids",
+            dtype=Array(String),
+            description="Catalogue movies the dislikes answer names (fuzzy title matches).",
+        ),
+        Field(name="liked_genres", dtype=Array(String), description="Genres the likes answer names."),
+        Field(name="disliked_genres", dtype=Array(String), description="Genres the dislikes answer names."),
+        Field(
+            name="description_kind",
+            dtype=String,
+            description="empty, vague or informative: how much the self-description says.",
+        ),
+    ],
+    source=user_description_push_source,
+    online=True,
+    description="The user's self-description (metadata API likes/dislikes), parsed and encoded at account creation.",
+    owner="ml@recsys",
+    tags={"team": "ml", "freshness": "enrichment"},
 )

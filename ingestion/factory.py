@@ -1,25 +1,28 @@
-"""Builds a worker with its real collaborators: Feast online writer and metadata API client."""
+"""Builds a worker with its real collaborators: Feast online writer, metadata API client, self-description writer."""
 
 from __future__ import annotations
 
+from ingestion.descriptions import DescriptionWriter
 from ingestion.online import OnlineWriter
 from ingestion.settings import IngestSettings
 from ingestion.worker import IngestWorker, MovieLookup, UserLookup
 
 
 def build_worker(settings: IngestSettings, online: bool = True, enrich: bool = True) -> IngestWorker:
-    """A worker wired to Feast (when `online`) and the metadata API (when `enrich`)."""
+    """A worker wired to Feast (when `online`) and the metadata API and self-descriptions (when `enrich`)."""
     writer: OnlineWriter | None = None
     if online and settings.push_online:
         writer = _feast_writer(settings)
     movies: MovieLookup | None = None
     users: UserLookup | None = None
+    descriptions: DescriptionWriter | None = None
     if enrich and settings.enrich:
         from ingestion.enrichment import MetadataClient
 
         client = MetadataClient(settings.enrichment.model_copy(update={"base_url": settings.meta_url}))
         movies, users = client.get_movies, client.get_users
-    return IngestWorker(settings, online=writer, movies=movies, users=users)
+        descriptions = DescriptionWriter(client.get_users)
+    return IngestWorker(settings, online=writer, movies=movies, users=users, descriptions=descriptions)
 
 
 def _feast_writer(settings: IngestSettings) -> OnlineWriter:

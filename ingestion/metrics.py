@@ -68,3 +68,14 @@ ONLINE_REBUILDS = Counter(
 ONLINE_REBUILD_SECONDS = Gauge(
     "recsys_ingest_online_rebuild_seconds", "Wall time of the last full rebuild of the online store."
 )
+
+# --- self-descriptions (ingestion.descriptions.DescriptionWriter) -------------------------------
+DESCRIPTIONS = Counter(
+    "recsys_ingest_descriptions_total",
+    "Users' self-descriptions by outcome: stored (a user_description row written), retried "
+    "(lookup or encode failed, tried again later), gave_up (attempts exhausted).",
+    ["outcome"],
+)
+DESCRIPTIONS_PENDING = Gauge(
+    "recsys_ingest_descriptions_pending", "Users whose self-description waits to be fetched and encoded."
+)

@@ -22,7 +22,7 @@ from typing import Any
 from feature_repo import online_marker
 from feature_repo.online_signal import MOVIE_VIEWS, advance_clock, bump
 
-USER_VIEWS = ("user_watch_stats", "user_rating_stats", "user_profile")
+USER_VIEWS = ("user_watch_stats", "user_rating_stats", "user_profile", "user_description")
 """The user feature views ingestion writes."""
 ALL_VIEWS = (*USER_VIEWS, *MOVIE_VIEWS)
 

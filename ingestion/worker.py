@@ -27,6 +27,7 @@ from events.kafka import make_consumer, make_producer
 from events.metadata import GENRE_INDEX, MovieMeta, UserMeta
 from events.settings import KafkaSettings, get_kafka_settings
 from ingestion import metrics, snapshots
+from ingestion.descriptions import DESCRIPTION_VIEW, DescriptionWriter
 from ingestion.dlq import DeadLetter, DeadLetterWriter, recovery_consumer
 from ingestion.layout import BatchId, OfflineLayout
 from ingestion.movie_features import latest_per_movie, movie_rows, write_rows
@@ -84,6 +85,7 @@ class IngestWorker:
         online: OnlineWriter | None = None,
         movies: MovieLookup | None = None,
         users: UserLookup | None = None,
+        descriptions: DescriptionWriter | None = None,
     ) -> None:
         self.s = settings or get_ingest_settings()
         self.kafka = kafka or get_kafka_settings()
@@ -92,6 +94,8 @@ class IngestWorker:
         self.online = online
         self.movies = movies
         self.users = users
+        self.descriptions = descriptions
+        """Self-descriptions of new users into `user_description` rows (None: not described)."""
         self.profiled: set[int] = set()
         """Users whose demographics were looked up by this worker (re-done after a restart: idempotent)."""
         self.genres: dict[str, tuple[int, ...]] = {}
@@ -124,6 +128,8 @@ class IngestWorker:
                 log.warning("partition %d: removed %d files of an interrupted batch", tp.partition, removed)
             resumes[tp.partition] = resume
         self._recover_dead_letters(resumes)
+        if self.descriptions is not None:
+            self.descriptions.restore(self.layout.feature_dir(DESCRIPTION_VIEW))
         for tp in partitions:
             resume = resumes[tp.partition]
             self.profiled.update(self._profiled_users(tp.partition))
@@ -351,6 +357,8 @@ class IngestWorker:
             state.rate(ts, user, rating)
         for _, acc in parsed.accounts:
             state.account(acc.ts_ns, acc.user_id)
+        if self.descriptions is not None and parsed.accounts:
+            self.descriptions.want({acc.user_id: acc.ts_ns for _, acc in parsed.accounts})
 
     def _land(self, partition: int, msgs: list[Message]) -> None:
         t0 = time.perf_counter()
@@ -391,6 +399,11 @@ class IngestWorker:
         profiles = self._profiles(state, touched, created_ns)
         if profiles is not None:
             features[PROFILE_VIEW] = profiles
+        if self.descriptions is not None:  # bounded work; a failure waits for a later batch
+            self.descriptions.update_titles(self.movie_meta)
+            described = self.descriptions.rows(created_ns)
+            if described is not None:
+                features[DESCRIPTION_VIEW] = described
         # Offline also gets each user's day-end rows (a batch spanning days keeps its history
         # point in time); online only the latest row per user matters.
         for view, rows in with_day_rows(features, state.drain_days(), created_ns).items():
@@ -435,6 +448,10 @@ class IngestWorker:
         ids = sorted(found)
         self.profiled.update(ids)
         aggs = [state.users[u] for u in ids]
+        if self.descriptions is not None:  # first enrichment: users known before their description was
+            self.descriptions.want(
+                {u: a.account_ts_ns or a.last_ts_ns for u, a in zip(ids, aggs, strict=True)}, found
+            )
         return pa.table(
             {
                 "user_id": pa.array(ids, pa.int64()),

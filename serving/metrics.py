@@ -50,7 +50,16 @@ LATENCY: Final = Histogram(
     "recsys_request_latency_seconds", "Server-side latency of GET /recommend.", buckets=LATENCY_BUCKETS
 )
 FALLBACKS: Final = Counter("recsys_fallback", "Answers served from the fallback list, by reason.", ["reason"])
-COLD_STARTS: Final = Counter("recsys_cold_start", "Answers to users without history, by policy.", ["policy"])
+COLD_STARTS: Final = Counter(
+    "recsys_cold_start", "Answers to users without history, by the policy that served them.", ["policy"]
+)
+COLD_START_OUTCOMES: Final = Counter(
+    "recsys_cold_start_outcome",
+    "Answers of an arm's cold-start policy by outcome: stored_vector, degraded_encoder (TF-IDF vectors), "
+    "model_mismatch (titles/genres only), no_vector, no_description and not_ready (both: popular), "
+    "handover (a ranker answer mixed with the description's).",
+    ["policy", "outcome"],
+)
 LIST_COST: Final = Histogram(
     "recsys_list_license_cost_usd",
     "Summed per-play licence cost of each answered list (USD).",

@@ -27,8 +27,9 @@ RECENT: Final = "user_watch_stats__recent_movie_ids"
 """Online feature: the user's most recently watched movies (filtered out of answers)."""
 NUMERIC_INDEX: Final = {name: j for j, name in enumerate(NUMERIC)}
 """Column of each numeric movie feature in `MovieTable.matrix`."""
-HISTORY_FEATURES: Final = ("user_watch_stats__watch_count_total", "user_watch_stats__last_active_ts")
-"""Any of these present means the user has watched something."""
+HISTORY_FEATURES: Final = ("user_watch_stats__watch_count_total", "user_rating_stats__rating_count")
+"""Any of these non-zero means the user watched or rated something. Not `last_active_ts`: the account
+creation alone sets it, and a user who only just signed up is a cold-start user."""
 
 
 @dataclass(frozen=True)

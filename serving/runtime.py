@@ -21,6 +21,7 @@ from core.resilience import CircuitBreaker
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
 from serving.alert_sink import AlertForwarder
+from serving.cold_start import SelfDescriptionColdStart, cold_start_outcome
 from serving.feast_store import fast_store
 from serving.feature_log import FeatureLog
 from serving.models import ModelBundle, ModelManager
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 FALLBACK_FILE: Final = "serving/fallback.json"
 """Under the var dir: the last fallback list, so a restart without Redis or models still answers."""
-SELF_DESCRIPTION_UNAVAILABLE: Final = "self_description unavailable (no text model loaded): served popular"
 
 
 def check_bundle(bundle: ModelBundle) -> None:
@@ -70,6 +70,7 @@ class Runtime:
     """Sampled rows the ranker scored (None: not logged)."""
     _refresher: Refresher = field(init=False)
     alerts: AlertForwarder = field(default_factory=AlertForwarder)
+    cold: SelfDescriptionColdStart = field(default_factory=SelfDescriptionColdStart)  # serving.cold_start
     _bad_experiments_sha: str | None = None
     _reader: TableReader | None = None
 
@@ -201,6 +202,7 @@ class Runtime:
                 self.table_error = f"{type(exc).__name__}: {exc}"
                 log.warning("movie table refresh failed, keeping the last one: %s", exc)
         self._refresh_fallback()
+        self.cold.schedule(self.table, self.models, self.router, self.settings.var_dir)
         return self.table_error is None
 
     def _refresh_fallback(self) -> None:
@@ -237,10 +239,9 @@ class Runtime:
             seen = {str(m) for m in bundle.index.items[bundle.index.watched(user_id)]}
         return Outcome(without(self.fallback, seen), "fallback", reason=reason)
 
-    def cold_start(self, user_id: int, policy: str, recent: list[str]) -> Outcome:
-        """Users without history: `popular` (cost-aware popular list); `self_description` needs a text model."""
-        reason = policy if policy == "popular" else SELF_DESCRIPTION_UNAVAILABLE
-        return Outcome(without(self.fallback, set(recent)), "cold_start", reason=reason)
+    def cold_start(self, user_id: int, policy: str, user: dict[str, Any] | None) -> Outcome:
+        """Users without history: `popular` (cost-aware popular list) or `self_description` (serving.cold_start)."""
+        return cold_start_outcome(self.cold, self.fallback, policy, user)
 
     def list_cost(self, movies: list[str]) -> float:
         """Summed licence cost of an answered list; an unknown cost counts as the table's `unknown_cost` (counted)."""

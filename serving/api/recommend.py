@@ -17,6 +17,8 @@ from fastapi.responses import PlainTextResponse, Response
 
 from serving import metrics as M  # noqa: N812
 from serving.api.deps import RuntimeDep
+from serving.cold_start import POLICY as SELF_DESCRIPTION
+from serving.cold_start import handover_outcome
 from serving.feature_log import LoggedAnswer
 from serving.provenance_record import ProvenanceRecord, hash_features
 from serving.recommender import Outcome, features_missing, has_history, rank, recent_movies, without
@@ -93,7 +95,7 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
             if bundle is None:
                 outcome = rt.fallback_outcome(user_id, None, "no_model")
             elif not has_history(user, bundle, user_id):
-                outcome = rt.cold_start(user_id, arm.cold_start, recent_movies(user))
+                outcome = rt.cold_start(user_id, arm.cold_start, user)
             else:
                 outcome = rank(
                     user_id, user or {}, bundle, rt.table, arm.lam, rt.now(), cost_budget=arm.cost_budget
@@ -103,6 +105,8 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
                     # empty). Still the model's list (index candidates), never passed off as a normal answer.
                     M.MISSING_USER_FEATURES.inc()
                     outcome = replace(outcome, path=NO_FEATURES, reason=NO_FEATURES_REASON)
+                elif arm.cold_start == SELF_DESCRIPTION:  # a little history: mixed with the description
+                    outcome = handover_outcome(rt.cold, outcome, user)
                 if len(outcome.movies) < 20:  # too few candidates left: top up, never repeat or re-show
                     extra = without(rt.fallback, set(outcome.movies) | set(recent_movies(user)), 20)
                     outcome = replace(outcome, movies=(outcome.movies + extra)[:20])
@@ -115,13 +119,13 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
     no_features = outcome.path == NO_FEATURES
     model_label = f"v{served_version}" if served_version is not None else "none"
     M.LATENCY.observe(latency)
+    handed_over = outcome.path == "model" and (outcome.reason or "").startswith("handover:")
     M.REQUESTS.labels("200", arm.name, model_label, outcome.path).inc()
     if outcome.path == "fallback":
         M.FALLBACKS.labels((outcome.reason or "unknown").split(":")[0]).inc()
     elif outcome.path == "cold_start":
-        # A short label: the reason text is for the provenance record, not a metric dimension.
-        served = "popular" if outcome.reason == "popular" else f"{arm.cold_start}_unavailable"
-        M.COLD_STARTS.labels(served).inc()
+        # The policy that served (`popular`, `self_description`); the outcome after ':' has its own counter.
+        M.COLD_STARTS.labels((outcome.reason or "popular").split(":")[0]).inc()
     M.LIST_COST.labels(arm.name).observe(rt.list_cost(outcome.movies))
     rt.provenance.record(
         ProvenanceRecord(
@@ -138,7 +142,7 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
             if user and not no_features
             else None,
             candidate_sources=outcome.candidate_sources,
-            cold_start=outcome.reason if outcome.path == "cold_start" else None,
+            cold_start=outcome.reason if outcome.path == "cold_start" or handed_over else None,
             result=outcome.movies,
             fallback=(outcome.reason if outcome.path == "fallback" or no_features else choice.fallback),
             latency_ms=round(latency * 1000.0, 3),
@@ -152,6 +156,8 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
         "X-Experiment": assignment.experiment or "none",
         "X-Recommendation-Path": outcome.path,
     }
+    if outcome.path == "cold_start" or handed_over:
+        headers["X-Cold-Start"] = outcome.reason or ""
     return PlainTextResponse(body, headers=headers)
 
 

@@ -29,7 +29,7 @@ from feast.errors import FeatureNameCollisionError
 
 from feature_repo import config
 from feature_repo.movie_features import movie_metadata, movie_popularity, movie_rating_stats
-from feature_repo.user_features import user_profile, user_rating_stats, user_watch_stats
+from feature_repo.user_features import user_description, user_profile, user_rating_stats, user_watch_stats
 from tests.integration.conftest import StackInfo
 
 pytestmark = pytest.mark.integration
@@ -112,6 +112,24 @@ def seed_offline(var: Path) -> None:
                 gender="F",
                 occupation="writer",
                 account_created_ts=int((T - timedelta(days=100)).timestamp()),
+            )
+        ],
+    )
+    write(
+        var,
+        user_description,
+        "part-0",
+        [
+            stamped(
+                T - timedelta(days=100),
+                user_id=1,
+                text_vector=[0.6, 0.8],
+                text_model_id="test-model",
+                liked_movie_ids=["a+2000"],
+                disliked_movie_ids=[],
+                liked_genres=["Drama"],
+                disliked_genres=["Horror"],
+                description_kind="informative",
             )
         ],
     )
@@ -217,6 +235,7 @@ def test_cli_apply_registered_every_object(repo: Repo) -> None:
         "user_watch_stats",
         "user_rating_stats",
         "user_profile",
+        "user_description",
         "movie_popularity",
         "movie_rating_stats",
         "movie_metadata",
@@ -290,13 +309,15 @@ def test_materialize_incremental_serves_the_latest_values_online(repo: Repo) -> 
     store = repo.store
     t0 = time.perf_counter()
     store.materialize_incremental(end_date=NOW)
-    print(f"materialize_incremental, 6 views: {time.perf_counter() - t0:.2f} s")
+    print(f"materialize_incremental, 7 views: {time.perf_counter() - t0:.2f} s")
     users = store.get_online_features(
         features=store.get_feature_service("user_online_v1"),
         entity_rows=[{"user_id": u} for u in (1, 2, 3, 42)],
     ).to_dict()
     assert users["watch_minutes_1d"] == [999.0, None, 33.0, None]  # user 2: outside the TTL window
     assert users["occupation"] == ["writer", None, None, None]
+    assert users["description_kind"] == ["informative", None, None, None]
+    assert users["text_vector"][0] == pytest.approx([0.6, 0.8])
     assert users["recent_movie_ids"][0] == ["a+2000", "b+2001"]
     movies = store.get_online_features(
         features=["movie_metadata:cost", "movie_metadata:genres", "movie_popularity:plays_1h"],

@@ -36,6 +36,19 @@ CONTRACT: dict[str, tuple[str, int, dict[str, object]]] = {
         3650,
         {"age": Int64, "gender": String, "occupation": String, "account_created_ts": Int64},
     ),
+    "user_description": (
+        "user",
+        3650,
+        {
+            "text_vector": Array(Float32),
+            "text_model_id": String,
+            "liked_movie_ids": Array(String),
+            "disliked_movie_ids": Array(String),
+            "liked_genres": Array(String),
+            "disliked_genres": Array(String),
+            "description_kind": String,
+        },
+    ),
     "movie_popularity": (
         "movie",
         30,
@@ -125,7 +138,8 @@ def test_feature_services_are_versioned_and_tagged() -> None:
     services = {s.name: s for s in vars(feature_services).values() if isinstance(s, FeatureService)}
     assert set(services) == {"ranker_v1", "user_online_v1"}
     ranker = {p.name for p in services["ranker_v1"].feature_view_projections}
-    assert ranker == set(CONTRACT)
+    # The self-description feeds the cold-start policy, never the ranker: its features stay as trained.
+    assert ranker == set(CONTRACT) - {"user_description"}
     user_only = {p.name for p in services["user_online_v1"].feature_view_projections}
     assert user_only == {v for v, (entity, _, _) in CONTRACT.items() if entity == "user"}
     for s in services.values():
@@ -144,7 +158,7 @@ def test_definitions_are_rebuilt_for_another_var_dir(monkeypatch: pytest.MonkeyP
     config.definitions(tmp_path / "first")
     objects = config.definitions(tmp_path / "second")  # modules already loaded for "first"
     sources = [o for o in objects if isinstance(o, FileSource)]
-    assert len(sources) == 6
+    assert len(sources) == 7
     assert all(Path(s.path).parent.parent.parent.parent == tmp_path / "second" for s in sources)
     views = [o for o in objects if isinstance(o, FeatureView)]
     assert all(v.batch_source in sources for v in views)  # the views use the rebuilt sources
@@ -155,7 +169,7 @@ def test_definitions_are_rebuilt_for_another_var_dir(monkeypatch: pytest.MonkeyP
         "FeatureView",
         "FeatureService",
     }
-    assert len(objects) == 2 + 6 + 6 + 6 + 2
+    assert len(objects) == 2 + 7 + 7 + 7 + 2
     assert os.environ["RECSYS_VAR_DIR"] == str(tmp_path / "first")  # restored
 
 
