@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,7 @@ from recsys.services import recommender_api
 from recsys.settings import StackSettings
 from recsys.stack.monitoring import Alertmanager, PlatformEndpoints, Prometheus
 from serving.settings import ServingSettings
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, wait_until
 from tests.integration.test_serving import _sessions, register, train_model, write_online
 
 FAST_ALERTS = frozenset({"ApiFallbackSurge", "ApiErrorSurge"})
@@ -67,17 +67,6 @@ class AlertTimes:
     """Answers of the load loop by recommendation path (or HTTP status when not 200)."""
 
 
-def _wait(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll `check` until truthy; AssertionError naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-
-
 def start_redis(port: int) -> subprocess.Popen[bytes]:
     """A redis-server of this run alone on `port`, without persistence (a restart comes back empty)."""
     binary = shutil.which("redis-server")
@@ -94,7 +83,7 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
         except redis.ConnectionError:
             return False
 
-    _wait(pong, 10, f"redis-server on port {port}")
+    wait_until(pong, 10, f"redis-server on port {port}")
     return proc
 
 
@@ -259,9 +248,9 @@ def run_redis_outage(
         load = cleanup.enter_context(_Load(api.base_url).running())
         # A healthy baseline first: the API answers from the model and Prometheus sees the traffic
         # (the fast rules need a minute of samples and their traffic guard).
-        _wait(lambda: load.answers.get("model", 0) >= 20, 60, "model answers before the fault")
+        wait_until(lambda: load.answers.get("model", 0) >= 20, 60, "model answers before the fault")
         rate = "sum(rate(recsys_requests_total[1m]))"
-        _wait(lambda: (prometheus.query(rate) or 0) > 0.5, 90, "Prometheus to see the load")
+        wait_until(lambda: (prometheus.query(rate) or 0) > 0.5, 90, "Prometheus to see the load")
         snapshot = dict(_dump(redis_url))
 
         killed = time.monotonic()

@@ -12,10 +12,11 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -54,6 +55,16 @@ def topic(stack: StackInfo) -> str:
     name = f"test-{uuid.uuid4().hex[:10]}"
     ensure_topics({name: 1})
     return name
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.5) -> Any:
+    """Poll `check` until it returns something truthy and return that; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def free_port() -> int:

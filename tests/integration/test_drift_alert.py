@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +40,7 @@ from simulator.history import backfill
 from simulator.settings import SimSettings
 from simulator.store import save_world
 from simulator.world import World, generate_world
-from tests.integration.conftest import StackInfo, free_port
+from tests.integration.conftest import StackInfo, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 START_S = 1_767_225_600  # 2026-01-01T00:00Z
@@ -53,15 +53,6 @@ EXPORTER = (
     "import time\nfrom monitoring.exporter import start_exporter\nfrom monitoring.settings import MonitorSettings\n"
     "start_exporter(MonitorSettings())\ntime.sleep(600)\n"
 )
-
-
-def _wait(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 @dataclass(frozen=True)
@@ -190,7 +181,7 @@ def test_the_drift_alert_fires_in_prometheus_on_the_surge_only(
         prometheus.up()
         address = prometheus.address
         # Clean: Prometheus scrapes the result and evaluates the rules on it; FeatureDrift stays quiet.
-        seen = _wait(lambda: _series(address), 60, "Prometheus to scrape the clean result")
+        seen = wait_until(lambda: _series(address), 60, "Prometheus to scrape the clean result")
         assert {s["metric"]["feature"] for s in seen} >= {"genre"} and all(s["value"][1] == "0" for s in seen)
         time.sleep(12)  # two rule evaluations (every 5 s) on the clean samples
         assert _drift_alerts(address) == []
@@ -198,7 +189,7 @@ def test_the_drift_alert_fires_in_prometheus_on_the_surge_only(
         exporter.wait(10)
         # Surged: the same exporter on the same port serves the other result; the alert fires.
         exporter = _exporter(results["surged"][0], port)
-        firing = _wait(
+        firing = wait_until(
             lambda: [a for a in _drift_alerts(address) if a["state"] == "firing"], 60, "FeatureDrift to fire"
         )
         assert "genre" in {a["labels"]["feature"] for a in firing}

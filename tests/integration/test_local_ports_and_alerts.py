@@ -14,7 +14,7 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,21 +33,10 @@ from recsys.stack.monitoring import Alertmanager, PlatformEndpoints, Prometheus
 from serving.settings import DEV_ADMIN_TOKEN, ServingSettings
 from simulator.store import save_world
 from simulator.world import generate_world
-from tests.integration.conftest import StackInfo, free_port
+from tests.integration.conftest import StackInfo, free_port, wait_until
 from tests.integration.test_feast_repo import db_url
 
 TEST_DB = 7
-
-
-def _wait(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 @dataclass
@@ -177,7 +166,7 @@ def test_local_monitoring_points_at_the_ports_and_alerts_reach_the_api_with_the_
             active = {t["labels"]["job"]: t for t in answer["data"]["activeTargets"]}
             return active if active.get("recsys-api", {}).get("health") == "up" else None
 
-        active = _wait(targets, 30, "Prometheus to scrape the API")
+        active = wait_until(targets, 30, "Prometheus to scrape the API")
         assert active["recsys-api"]["scrapeUrl"] == f"{api}/metrics"
         assert active["recsys-ingest"]["scrapeUrl"] == f"http://127.0.0.1:{ingest_port}/metrics"
         managers = httpx.get(f"{prometheus.address}/api/v1/alertmanagers", timeout=5).json()
@@ -198,7 +187,7 @@ def test_local_monitoring_points_at_the_ports_and_alerts_reach_the_api_with_the_
         alertmanager.token_file.write_text("not-the-admin-token")
         other = uuid.uuid4().hex
         _post_alert(alertmanager.address, "LocalPortsWrongToken", other)
-        _wait(
+        wait_until(
             lambda: _webhook_counter(alertmanager.address, "alertmanager_notifications_failed_total") >= 1,
             30,
             "the webhook with a wrong token to fail",
