@@ -5,9 +5,10 @@ What is read, and why this way:
 - Titles: `TitleIndex.match` on each answer (named titles are the strongest evidence a text gives).
 - Genres: an everyday-language lexicon (`GENRE_WORDS`: "scary", "sci-fi", "whodunits", "rom-coms",
   "westerns", ...), matched on word boundaries after the title spans are blanked out (so "Star
-  Wars" is not the war genre). Negation is read per clause: in the likes answer, a clause with
-  a negative cue ("not", "don't", "hate", "can't stand", "except", "no ...") names dislikes;
-  everything the dislikes answer names is disliked, whatever its wording ("not a fan of X").
+  Wars" is not the war genre). Negation is read per clause: in the likes answer, a mention with
+  a negative cue ("not", "don't", "hate", "can't stand", "no ...") before it in its clause is a
+  dislike ("comedies, but not horror"); everything the dislikes answer names is disliked,
+  whatever its wording ("not a fan of X").
 - Vector: the encoder's vector of the likes answer as written (what the user would search with);
   the dislikes answer is not embedded: a sentence encoder places "no horror" next to horror.
 - Kind: `empty` when both answers are blank; `informative` when a title or genre is named or the
@@ -67,7 +68,7 @@ GENRE_WORDS: Final[dict[str, str]] = {
 
 _GENRE_RE: Final = {g: re.compile(rf"\b(?:{p})\b") for g, p in GENRE_WORDS.items()}
 _NEGATION: Final = re.compile(
-    r"\b(?:not|no|never|dont|doesnt|didnt|cant|cannot|wont|hate|hated|hates|dislike|dislikes|disliked|avoid|"
+    r"\b(?:not(?!\s+sure)|no|never|dont|doesnt|didnt|cant|cannot|wont|hate|hated|hates|dislike|dislikes|disliked|avoid|"
     r"except|but not|nothing|neither|nor|without|boring|bore|bores|awful|terrible|worst)\b"
 )
 _CLAUSE: Final = re.compile(r"[.;!?\n]+|\bbut\b|\bhowever\b|\bexcept\b", re.IGNORECASE)
@@ -123,25 +124,34 @@ def genres_in(text: str) -> list[str]:
 
 
 def _split_genres(text: str, negate_all: bool) -> tuple[list[str], list[str]]:
-    """(liked, disliked) genres of one answer; clauses with a negative cue (or all, for dislikes) are dislikes."""
+    """(liked, disliked) genres of one answer: disliked when a negative cue precedes the mention in its clause.
+
+    In the dislikes answer everything named is disliked. Only a cue before the mention counts, so
+    "I love horror, nothing beats it" stays a like while "comedies, not horror" is read right.
+    """
     liked: list[str] = []
     disliked: list[str] = []
     for clause in _CLAUSE.split(fold(text)):
-        named = genres_in(clause)
-        target = disliked if negate_all or _NEGATION.search(clause) else liked
-        target.extend(g for g in named if g not in target)
+        for genre in GENRES:
+            pattern = _GENRE_RE.get(genre)
+            m = pattern.search(clause) if pattern else None
+            if m is None:
+                continue
+            target = disliked if negate_all or _NEGATION.search(clause[: m.start()]) else liked
+            if genre not in target:
+                target.append(genre)
     return liked, disliked
 
 
 def _split_titles(text: str, titles: TitleIndex, negate_all: bool) -> tuple[list[str], list[str]]:
-    """(liked, disliked) movie ids of one answer, negation read per clause as for genres."""
+    """(liked, disliked) movie ids of one answer, negation read as for genres (a cue before the title in its clause)."""
     liked: list[str] = []
     disliked: list[str] = []
     spans = titles.spans(text)
     blanked = _blank_spans(text, spans)  # a title's own words ("Never Let Me Go") are no negation
     bounds = [0, *(m.end() for m in _CLAUSE.finditer(blanked)), len(text)]
     for ids, start, _ in spans:
-        clause = blanked[max(b for b in bounds if b <= start) : min(b for b in bounds if b > start)]
+        clause = blanked[max(b for b in bounds if b <= start) : start]
         target = disliked if negate_all or _NEGATION.search(fold(clause)) else liked
         target.extend(i for i in ids if i not in target)
     return liked, disliked

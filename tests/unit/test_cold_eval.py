@@ -106,7 +106,7 @@ def test_description_beats_popularity_on_synthetic_fans(world: dict[str, object]
 
 def test_lists_are_top_k_and_deterministic(world: dict[str, object]) -> None:
     titles = TitleIndex.build(MOVIES, [None] * len(MOVIES))
-    parsed = {1: parse_description("scream 2", None, None, titles)}
+    parsed = {1: parse_description("scary movies, especially scream 2", None, None, titles)}
     users = np.array([1, 2], dtype=np.int64)
     a, b = policy_lists(_policy(world), parsed, users, 5), policy_lists(_policy(world), parsed, users, 5)
     for name in (POPULARITY, DESCRIPTION, DESCRIPTION_TITLES):

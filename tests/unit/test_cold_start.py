@@ -111,6 +111,22 @@ def test_parse_genres_titles_and_negation(index: TitleIndex) -> None:
     assert d.kind == INFORMATIVE and d.vector is None and d.model_id is None
 
 
+@pytest.mark.parametrize(
+    ("likes", "liked", "disliked"),
+    [
+        ("I love horror, nothing beats it", ("Horror",), ()),
+        ("comedies, not horror", ("Comedy",), ("Horror",)),
+        ("I'm not sure, maybe westerns", ("Western",), ()),
+        ("I don't like dramas", (), ("Drama",)),
+    ],
+)
+def test_negation_precedes_the_mention(
+    index: TitleIndex, likes: str, liked: tuple[str, ...], disliked: tuple[str, ...]
+) -> None:
+    d = parse_description(likes, None, None, index)
+    assert (d.liked_genres, d.disliked_genres) == (liked, disliked)
+
+
 def test_title_words_are_not_genres() -> None:
     index = TitleIndex.build(["star+wars+1977"], ["Star Wars"])
     d = parse_description("Star Wars", None, None, index)
