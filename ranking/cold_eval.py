@@ -122,7 +122,13 @@ def policy_lists(
             rows_u.extend([u] * len(ranked))
             rows_m.extend(ranked)
             rows_r.extend(range(1, len(ranked) + 1))
-        out[name] = pd.DataFrame({C.USER: np.asarray(rows_u, dtype=np.int64), C.ITEM: rows_m, C.RANK: rows_r})
+        out[name] = pd.DataFrame(
+            {
+                C.USER: np.asarray(rows_u, dtype=np.int64),
+                C.ITEM: pd.Series(rows_m, dtype=object),
+                C.RANK: np.asarray(rows_r, dtype=np.int64),
+            }
+        )
     return out
 
 

@@ -92,10 +92,11 @@ class ColdStartPolicy:
         self._row = {m: i for i, m in enumerate(self.movie_ids)}
         self._vectors = None if vectors is None else np.asarray(vectors, dtype=np.float32)
         self._model_id = model_id
-        self._genres = np.asarray(genres, dtype=bool)
+        # Genre terms are mat-vecs with a 0/1 mask over GENRES: no per-request copy of the columns.
+        self._genres = np.asarray(genres, dtype=np.float64)
         self._genre_col = {g: i for i, g in enumerate(GENRES)}
         n_genres = self._genres.sum(axis=1)
-        self._genre_norm = np.where(n_genres > 0, n_genres, 1).astype(np.float64)
+        self._genre_share = self._genres / np.where(n_genres > 0, n_genres, 1.0)[:, None]
         pop = np.log1p(np.clip(np.nan_to_num(np.asarray(popularity, dtype=np.float64)), 0.0, None))
         c = np.asarray(cost, dtype=np.float64)
         known = c[np.isfinite(c)]
@@ -110,6 +111,15 @@ class ColdStartPolicy:
         if vector is None or self._vectors is None or model_id != self._model_id:
             return False
         return vector.shape == (self._vectors.shape[1],) and bool(np.any(vector))
+
+    def _mask(self, names: Sequence[str]) -> F64 | None:
+        """0/1 over GENRES of the known genres in `names` (None when there is none)."""
+        cols = [self._genre_col[g] for g in names if g in self._genre_col]
+        if not cols:
+            return None
+        mask = np.zeros(len(GENRES), dtype=np.float64)
+        mask[cols] = 1.0
+        return mask
 
     def _rows(self, ids: Sequence[str]) -> list[int]:
         return [r for i in ids if (r := self._row.get(i)) is not None]
@@ -129,12 +139,10 @@ class ColdStartPolicy:
         if self._usable(d.vector, d.model_id):
             assert d.vector is not None and self._vectors is not None
             s += W_TEXT * _z((self._vectors @ d.vector).astype(np.float64))
-        liked_g = [self._genre_col[g] for g in d.liked_genres if g in self._genre_col]
-        if liked_g:
-            s += W_GENRE * self._genres[:, liked_g].sum(axis=1) / self._genre_norm
-        disliked_g = [self._genre_col[g] for g in d.disliked_genres if g in self._genre_col]
-        if disliked_g:
-            s -= W_DISLIKED_GENRE * self._genres[:, disliked_g].any(axis=1)
+        if (liked_g := self._mask(d.liked_genres)) is not None:
+            s += W_GENRE * (self._genre_share @ liked_g)
+        if (disliked_g := self._mask(d.disliked_genres)) is not None:
+            s -= W_DISLIKED_GENRE * ((self._genres @ disliked_g) > 0)
         liked, disliked = self._rows(d.liked), self._rows(d.disliked)
         if (near := self._nearest(liked)) is not None:
             s += W_NEIGHBOUR * near
@@ -147,10 +155,15 @@ class ColdStartPolicy:
     def recommend(self, d: ParsedDescription, k: int = 20, seen: Collection[str] = ()) -> list[str]:
         """The k best unseen movies for `d`, best first (ties: catalogue order, so lists are deterministic)."""
         s = self.scores(d)
-        for r in self._rows(list(seen)):
-            s[r] = -np.inf
-        order = np.argsort(-s, kind="stable")
-        return [self.movie_ids[i] for i in order[:k] if np.isfinite(s[i])]
+        s[self._rows(list(seen))] = -np.inf
+        if k < 1 or not len(s):
+            return []
+        # Partial selection (20,000 movies: a full sort costs more than the scores): every movie scoring
+        # at least the k-th best is kept, so ties at the edge are broken by catalogue order, as a full sort would.
+        kth = -np.partition(-s, min(k, len(s)) - 1)[min(k, len(s)) - 1]
+        top = np.flatnonzero(s >= kth)
+        order = top[np.lexsort((top, -s[top]))][:k]
+        return [self.movie_ids[i] for i in order if np.isfinite(s[i])]
 
 
 def handover_weight(n_plays: int) -> float:

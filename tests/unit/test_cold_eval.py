@@ -129,3 +129,12 @@ def test_default_cutoff_leaves_a_full_week(world: dict[str, object], tmp_path: P
     assert isinstance(sessions, pd.DataFrame)
     at = default_cutoff(sessions, 7.0)
     assert at <= sessions[C.END_TS].max() - pd.Timedelta(days=14)
+
+
+def test_no_new_users_gives_an_empty_report(world: dict[str, object]) -> None:
+    late = END + pd.Timedelta(days=30)
+    co = cohort(world["accounts"], world["sessions"], world["ratings"], {}, late, END)  # type: ignore[arg-type]
+    assert len(co.users) == 0 and co.truth.empty
+    r = evaluate(co, {}, _policy(world), pd.Series(1.0, index=MOVIES), late)
+    assert r.users == 0 and r.figures == [] and r.ci == {}
+    assert "0 users" in "\n".join(report_lines(r))

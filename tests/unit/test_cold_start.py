@@ -261,3 +261,16 @@ def test_blend_moves_from_cold_to_ranker() -> None:
     assert mid.shape == (3,) and np.all((mid >= 0) & (mid <= 1))
     with pytest.raises(ValueError):
         blend(cold, ranker[:2], 1)
+
+
+def test_partial_selection_matches_a_full_sort() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    genres = rng.random((n, len(GENRES))) < 0.2
+    pop = rng.integers(0, 5, n).astype(np.float64)  # many ties
+    policy = ColdStartPolicy([f"m{i:03d}" for i in range(n)], None, None, genres, pop, np.ones(n), 0.0)
+    d = _desc(liked_genres=("Horror",), disliked_genres=("Drama",))
+    s = policy.scores(d)
+    expected = [policy.movie_ids[i] for i in np.argsort(-s, kind="stable")[:20]]
+    assert policy.recommend(d, 20) == expected
+    assert policy.recommend(d, 0) == [] and len(policy.recommend(d, n + 5)) == n
