@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+import ranking.cold_start as cs
 from events.metadata import GENRES
 from ranking.cold_start import HANDOVER_PLAYS, ColdStartPolicy, blend, handover_weight
 from textmodel.describe import EMPTY, INFORMATIVE, VAGUE, ParsedDescription, parse_description
@@ -274,3 +275,29 @@ def test_partial_selection_matches_a_full_sort() -> None:
     expected = [policy.movie_ids[i] for i in np.argsort(-s, kind="stable")[:20]]
     assert policy.recommend(d, 20) == expected
     assert policy.recommend(d, 0) == [] and len(policy.recommend(d, n + 5)) == n
+
+
+def test_vector_terms_equal_the_explicit_z_scores() -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    v = rng.normal(size=(n, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    genres = rng.random((n, len(GENRES))) < 0.2
+    ids = [f"m{i}" for i in range(n)]
+    policy = ColdStartPolicy(ids, v, "m", genres, rng.random(n) * 50, np.ones(n), 0.0)
+    plain = policy.scores(_desc(liked_genres=("Horror",)))
+    full = policy.scores(
+        _desc(vector=v[0], model_id="m", liked=("m5",), disliked=("m9",), liked_genres=("Horror",))
+    )
+
+    def z(x: np.ndarray) -> np.ndarray:
+        y: np.ndarray = x.astype(np.float64)
+        out: np.ndarray = (y - y.mean()) / y.std()
+        return out
+
+    expected = (
+        plain + cs.W_TEXT * z(v @ v[0]) + cs.W_NEIGHBOUR * z(v @ v[5]) - cs.W_DISLIKED_NEIGHBOUR * z(v @ v[9])
+    )
+    expected[5] += cs.TITLE_BOOST
+    expected[9] -= cs.TITLE_BOOST
+    np.testing.assert_allclose(full, expected, atol=1e-5)
