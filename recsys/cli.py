@@ -139,6 +139,9 @@ def evaluate(
     descriptions: str = typer.Option(
         "api", help="--cold-start self-descriptions from `api` (metadata API) or `world` (simulator only)."
     ),
+    first_days: float = typer.Option(
+        7.0, min=0.1, help="--cold-start label window: days after sign-up (short demo logs need fewer)."
+    ),
 ) -> None:
     """Compare the registered rankers (champion, challenger) with every baseline and the oracle on the current data."""
     import json
@@ -159,6 +162,7 @@ def evaluate(
             IngestSettings().meta_url,
             typer.echo,
             cutoff,
+            first_days,
             descriptions=descriptions,  # type: ignore[arg-type]
         )
         for line in summary(result):

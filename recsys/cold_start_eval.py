@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -73,12 +74,24 @@ def default_cutoff(sessions: pd.DataFrame, days: float) -> pd.Timestamp:
     return pd.Timestamp(min(last, (end - pd.Timedelta(days=2 * days)).floor("s")))
 
 
-def descriptions_api(users: list[int], meta_url: str) -> dict[int, tuple[str | None, str | None]]:
-    """(likes, dislikes) of `users` from the metadata API (users it does not know are left out)."""
+def descriptions_api(
+    users: list[int], meta_url: str, transport: httpx.BaseTransport | None = None
+) -> dict[int, tuple[str | None, str | None]]:
+    """(likes, dislikes) of `users` from the metadata API (users it does not know are left out).
+
+    RuntimeError when it answers for none of them: a report that silently judged everyone as
+    "empty" would credit popularity with a policy that never ran.
+    """
     from ingestion.enrichment import EnrichmentConfig, MetadataClient
 
-    with MetadataClient(EnrichmentConfig(base_url=meta_url, timeout_s=10.0, deadline_s=60.0)) as client:
+    config = EnrichmentConfig(base_url=meta_url, timeout_s=10.0, deadline_s=60.0)
+    with MetadataClient(config, transport=transport) as client:
         found = client.get_users(users)
+    if users and not found:
+        raise RuntimeError(
+            f"the metadata API at {meta_url} answered for none of {len(users):,} users: start it "
+            "(`recsys simulate api`) or, on a simulated world, pass --descriptions world"
+        )
     return {u: (m.likes, m.dislikes) for u, m in found.items()}
 
 

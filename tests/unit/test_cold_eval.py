@@ -138,3 +138,27 @@ def test_no_new_users_gives_an_empty_report(world: dict[str, object]) -> None:
     r = evaluate(co, {}, _policy(world), pd.Series(1.0, index=MOVIES), late)
     assert r.users == 0 and r.figures == [] and r.ci == {}
     assert "0 users" in "\n".join(report_lines(r))
+
+
+def test_descriptions_from_the_metadata_api() -> None:
+    import json
+
+    import httpx
+
+    from recsys.cold_start_eval import descriptions_api
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        ids = [int(i) for i in request.url.path.rsplit("/", 1)[1].split(",")]
+        records = [
+            {"user_id": i, "age": 30, "likes": f"horror {i}", "dislikes": None}
+            if i < 3
+            else {"user_id": i, "error": "not found"}
+            for i in ids
+        ]
+        body = records[0] if len(records) == 1 else records
+        return httpx.Response(200 if len(records) > 1 or ids[0] < 3 else 404, content=json.dumps(body))
+
+    found = descriptions_api([1, 2, 9], "http://meta", transport=httpx.MockTransport(answer))
+    assert found == {1: ("horror 1", None), 2: ("horror 2", None)}
+    with pytest.raises(RuntimeError, match="answered for none"):
+        descriptions_api([9], "http://meta", transport=httpx.MockTransport(answer))
