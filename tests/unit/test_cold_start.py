@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -166,16 +167,7 @@ def _genres(rows: list[list[str]]) -> np.ndarray:
 
 
 def _desc(**kw: object) -> ParsedDescription:
-    base: dict[str, object] = dict(
-        vector=None,
-        model_id=None,
-        liked=(),
-        disliked=(),
-        liked_genres=(),
-        disliked_genres=(),
-        kind=INFORMATIVE,
-    )
-    return ParsedDescription(**(base | kw))  # type: ignore[arg-type]
+    return replace(ParsedDescription(None, None, (), (), (), (), INFORMATIVE), **kw)  # type: ignore[arg-type]
 
 
 MOVIES = ["h1", "h2", "c1", "c2", "d1"]
@@ -290,10 +282,8 @@ def test_vector_terms_equal_the_explicit_z_scores() -> None:
         _desc(vector=v[0], model_id="m", liked=("m5",), disliked=("m9",), liked_genres=("Horror",))
     )
 
-    def z(x: np.ndarray) -> np.ndarray:
-        y: np.ndarray = x.astype(np.float64)
-        out: np.ndarray = (y - y.mean()) / y.std()
-        return out
+    def z(x: np.ndarray) -> np.ndarray:  # the explicit z-score the closed form must reproduce
+        return cs._z(x.astype(np.float64))
 
     expected = (
         plain + cs.W_TEXT * z(v @ v[0]) + cs.W_NEIGHBOUR * z(v @ v[5]) - cs.W_DISLIKED_NEIGHBOUR * z(v @ v[9])
