@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.panel import Panel
 
+from recsys.demo_cold_start import cold_start_step
 from recsys.demo_monitor import monitor_step
 
 console = Console()
@@ -233,6 +234,10 @@ STEPS: list[tuple[str, Step]] = [
     ("ingest: Kafka -> Parquet offline store + DLQ + Feast features", _ingest),
     ("train: Feast point-in-time sets -> LambdaRank + cost penalty -> MLflow", _train),
     ("evaluate: registered models vs popularity, ALS and the oracle", _evaluate),
+    (
+        "cold start: popularity vs self-descriptions for users who signed up during the history",
+        cold_start_step,
+    ),
     ("serve: the recommendation API loads the champion, its candidates and online features", _serve),
     ("closed loop: simulated users call /recommend and watch what appeals to them", _closed_loop),
     ("ingest the closed loop's events (the platform learns from its own answers)", _ingest_loop),
