@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 POLICY: Final = "self_description"
 """The arm's `cold_start` value this module serves."""
+REBUILD_MIN_S: Final = 60.0
+"""Seconds between policy rebuilds once one is built: its popularity prior may lag the table by this much."""
 PLAYS_FEATURE: Final = "user_watch_stats__watch_count_total"
 """The user's watch sessions: the hand-over rule's n_plays."""
 
@@ -92,6 +94,7 @@ class SelfDescriptionColdStart:
         self._lock = threading.Lock()
         self._wanted: tuple[MovieTable, ModelManager] | None = None
         self._thread: threading.Thread | None = None
+        self._scheduled_at = -REBUILD_MIN_S
 
     # --- build (off the request path) -----------------------------------------------------
 
@@ -106,6 +109,10 @@ class SelfDescriptionColdStart:
         experiment = router.experiment
         if not len(table) or not any(a.cold_start == POLICY for a in (experiment.arms if experiment else ())):
             return
+        now = time.monotonic()
+        if self.built is not None and now - self._scheduled_at < REBUILD_MIN_S:
+            return  # the table refreshes every few seconds under writes: a rebuild each time costs the requests CPU
+        self._scheduled_at = now
         if self.settings is None and var_dir is not None:
             self.settings = get_text_settings().model_copy(update={"var_dir": var_dir})
         with self._lock:

@@ -430,6 +430,14 @@ def test_a_write_of_movie_features_reaches_the_in_memory_table_within_seconds(wo
             write_cost(movie, old)
 
 
+def _sample(metrics: str, name: str) -> float:
+    """The value of an unlabelled sample in Prometheus text (0 when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def test_a_flushed_online_store_is_reported_not_passed_off_as_model_answers(
     world: World, private_redis: tuple[subprocess.Popen[bytes], str]
 ) -> None:
@@ -440,6 +448,8 @@ def test_a_flushed_online_store_is_reported_not_passed_off_as_model_answers(
     users = list(range(1, 11))
     with TestClient(create_app(settings)) as client:
         assert {client.get(f"/recommend/{u}").headers["X-Recommendation-Path"] for u in users} == {"model"}
+        # The counter is process-wide: other tests' in-process apps may have counted before this one.
+        before = _sample(client.get("/metrics").text, "recsys_missing_user_features_total")
         redis.Redis.from_url(url).flushall()
         answers = {u: client.get(f"/recommend/{u}") for u in users}
         for user, response in answers.items():
@@ -456,7 +466,7 @@ def test_a_flushed_online_store_is_reported_not_passed_off_as_model_answers(
         cold = client.get("/recommend/987654321")  # a new user stays a cold start, not a lost one
         assert cold.headers["X-Recommendation-Path"] == "cold_start"
         metrics = client.get("/metrics").text
-        assert "recsys_missing_user_features_total 10.0" in metrics
+        assert _sample(metrics, "recsys_missing_user_features_total") - before == 10.0
         assert 'path="model_no_features"' in metrics
 
 

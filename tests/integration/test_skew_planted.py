@@ -77,6 +77,8 @@ def _write_offline(store: Any, var: Path, sessions: pd.DataFrame, recent: dict[i
                 data[f.name] = [[GENRES[i % len(GENRES)]] for i in range(len(ids))]
             elif f.name == "genre_affinity":
                 data[f.name] = [list(rng.dirichlet(np.ones(len(GENRES)))) for _ in ids]
+            elif "Array" in kind:  # list-valued fields of views the ranker does not read (user_description)
+                data[f.name] = [[] for _ in ids]
             elif "Int" in kind:
                 data[f.name] = rng.integers(1, 1_000, len(ids))
             elif "Float" in kind:
