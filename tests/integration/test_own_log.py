@@ -73,8 +73,10 @@ def write_log(path: Path, users: int = 150, movies: int = 90, seed: int = 11) ->
 
 
 def _recommend(client: TestClient, user: int) -> list[str]:
+    """The model's answer (a known user: path `model`, never a degraded one passed off as the model's list)."""
     got = client.get(f"/recommend/{user}")
     assert got.status_code == 200
+    assert got.headers["X-Recommendation-Path"] == "model", got.headers
     return got.text.split(",")
 
 
@@ -140,7 +142,8 @@ def test_own_log_years_in_the_past_trains_promotes_by_verdict_and_serves_what_ev
     # 3. serve under the stream clock; the offline lists are the served lists
     recent_users = _recently_active(var, clock)
     serving = ServingSettings(RECSYS_VAR_DIR=var, RECSYS_REDIS_URL=url, clock="stream",
-                              experiments_file=tmp_path / "none.yaml", registry_poll_s=0.3)  # type: ignore[call-arg]  # fmt: skip
+                              experiments_file=tmp_path / "none.yaml", registry_poll_s=0.3,
+                              feature_timeout_ms=2000.0)  # type: ignore[call-arg]  # fmt: skip
     with TestClient(create_app(serving)) as client:
         offline = run_served_lists(var, url, recent_users, len(recent_users))
         assert len(recent_users) >= 10 and all(len(v) == 20 for v in offline.values())
