@@ -168,7 +168,10 @@ def _serve(ctx: DemoContext) -> None:
     api = recommender_api(get_settings().var)
     # The simulated stream's clock is not the wall clock (the history ends hours before now), so the API
     # takes "now" from the latest event ingested, as for any replayed log: time features match training's.
-    api.up(env={"RECSYS_SERVING_CLOCK": os.environ.get("RECSYS_SERVING_CLOCK", "stream")}, timeout_s=300.0)
+    env = {"RECSYS_SERVING_CLOCK": os.environ.get("RECSYS_SERVING_CLOCK", "stream")}
+    if ctx.metadata_url is not None:  # a cold user whose description row has not landed yet is read inline
+        env["RECSYS_SERVING_METADATA_URL"] = ctx.metadata_url
+    api.up(env=env, timeout_s=300.0)
     ctx.cleanup.append(api.down)
     base = ctx.serving_url = api.base_url
     ctx.facts["recommendation API"] = f"{base} (2 workers; champion from the registry)"

@@ -52,6 +52,8 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
         finally:
             if rt.users is not None:
                 await rt.users.aclose()
+            if rt.cold.inline is not None:
+                await rt.cold.inline.aclose()
             rt.stop()
 
     app = FastAPI(title="recsys", summary="Movie recommendations under a 600 ms SLA", lifespan=lifespan)

@@ -10,11 +10,12 @@ is counted, the champion's recency-decayed popular order), the licence costs and
 the popular list (outcome `not_ready`).
 
 Per request the description is the user's stored `user_description__*` features (ingestion
-writes them at account creation). The text itself is not stored and the metadata API is not
-called on the request path, so there is no inline encode: without a stored row the answer is the
-popular list (`no_description`); a vector of another encoder than serving's (one side degraded
-to TF-IDF) is dropped and the named titles and genres still count (`model_mismatch`). Outcomes:
-`recsys_cold_start_outcome_total{policy,outcome}` (`degraded_encoder`: both sides on TF-IDF).
+writes them at account creation). Without a stored row, and with `metadata_url` set, it is fetched
+and encoded inline (`serving.inline_description`: `inline_encode`, else `inline_not_found` /
+`inline_unavailable`); without either the answer is the popular list (`no_description`). A vector
+of another encoder than serving's (one side degraded to TF-IDF) is dropped and the named titles
+and genres still count (`model_mismatch`). Outcomes: `recsys_cold_start_outcome_total{policy,outcome}`
+(`degraded_encoder`: both sides on TF-IDF).
 
 Hand-over (`handover`): a user with fewer than `ranking.cold_start.HANDOVER_PLAYS` plays (the
 `watch_count_total` feature) is answered by the ranker, then the ranker's list and the
@@ -41,13 +42,14 @@ from ranking.cold_start import ColdStartPolicy, blend, handover_weight
 from ranking.registry import CHAMPION
 from serving import metrics as M  # noqa: N812
 from serving.cold_start_inputs import catalogue_frame, popularity_prior, rank_scores, stored_description
+from serving.inline_description import InlineDescriber
 from serving.models import ModelManager
 from serving.movie_table import COST, MovieTable
-from serving.recommender import TOP_K, Outcome, recent_movies, without
 from textmodel.describe import ParsedDescription
 from textmodel.encoder import TextEncoder
 from textmodel.settings import TextSettings, get_text_settings
 from textmodel.tfidf import TfidfEncoder
+from textmodel.titles import TitleIndex
 
 if TYPE_CHECKING:
     from serving.routing import Router
@@ -60,6 +62,8 @@ REBUILD_MIN_S: Final = 60.0
 """Seconds between policy rebuilds once one is built: its popularity prior may lag the table by this much."""
 PLAYS_FEATURE: Final = "user_watch_stats__watch_count_total"
 """The user's watch sessions: the hand-over rule's n_plays."""
+Inline = tuple[ParsedDescription | None, str]
+"""An inline read: the description (None when there is none to use) and its outcome label."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class Built:
     seconds: float
     row_of: dict[str, int]
     """Movie id -> position in the policy's scores."""
+    titles: TitleIndex
+    """The catalogue's titles (from the slugs), for reading a description inline."""
 
 
 class SelfDescriptionColdStart:
@@ -95,6 +101,8 @@ class SelfDescriptionColdStart:
         self._wanted: tuple[MovieTable, ModelManager] | None = None
         self._thread: threading.Thread | None = None
         self._scheduled_at = -REBUILD_MIN_S
+        self.inline: InlineDescriber | None = None
+        """Inline fetch-and-encode of descriptions not stored yet (None: no metadata API configured)."""
 
     # --- build (off the request path) -----------------------------------------------------
 
@@ -180,8 +188,16 @@ class SelfDescriptionColdStart:
         log.info("self-description policy: %d movies, %s%s, built in %.2f s", len(table), encoder.model_id,
                  " (DEGRADED)" if degraded else "", seconds)  # fmt: skip
         row_of = {m: i for i, m in enumerate(ids)}
+        titles = TitleIndex.build(ids, [None] * len(ids))
         return Built(
-            policy, encoder.model_id, int(matrix.shape[1]), degraded, table.generation, seconds, row_of
+            policy,
+            encoder.model_id,
+            int(matrix.shape[1]),
+            degraded,
+            table.generation,
+            seconds,
+            row_of,
+            titles,
         )
 
     def _settings(self) -> TextSettings:
@@ -191,21 +207,32 @@ class SelfDescriptionColdStart:
 
     # --- requests -------------------------------------------------------------------------
 
+    async def fetch_inline(self, user_id: int, user: dict[str, Any] | None) -> Inline | None:
+        """The description read inline for a user with no stored row (None: stored, not needed or not possible)."""
+        built, inline = self.built, self.inline
+        if built is None or inline is None or stored_description(user) is not None:
+            return None
+        return await inline.describe(user_id, self.encoder(), built.titles)
+
     def recommend(
-        self, user: dict[str, Any] | None, seen: Collection[str], k: int = 20
+        self, user: dict[str, Any] | None, seen: Collection[str], k: int = 20, inline: Inline | None = None
     ) -> tuple[list[str] | None, str]:
         """(movies, outcome) for a user without history, counted; movies None: serve the popular list instead."""
-        movies, outcome = self._answer(user, seen, k)
+        movies, outcome = self._answer(user, seen, k, inline)
         M.COLD_START_OUTCOMES.labels(POLICY, outcome).inc()
         return movies, outcome
 
     def _answer(
-        self, user: dict[str, Any] | None, seen: Collection[str], k: int
+        self, user: dict[str, Any] | None, seen: Collection[str], k: int, inline: Inline | None
     ) -> tuple[list[str] | None, str]:
         built = self.built
         if built is None:
             return None, "not_ready"
         described, outcome = self._described(built, user)
+        if described is None and inline is not None:
+            described, outcome = inline
+            if described is not None and described.model_id != built.model_id:
+                described = replace(described, vector=None, model_id=None)  # the encoder changed meanwhile
         if described is None:
             return None, outcome
         return built.policy.recommend(described, k, seen), outcome
@@ -257,36 +284,3 @@ class SelfDescriptionColdStart:
         order = np.argsort(-mixed, kind="stable")
         M.COLD_START_OUTCOMES.labels(POLICY, "handover").inc()
         return [union[i] for i in order[:k]], share
-
-
-def cold_start_outcome(
-    cold: SelfDescriptionColdStart, fallback: Sequence[str], policy: str, user: dict[str, Any] | None
-) -> Outcome:
-    """A user without history under an arm's policy; the reason says which policy served and, for ours, the outcome.
-
-    `popular` -> reason `popular`; `self_description` -> `self_description:<outcome>` when the
-    policy answered (topped up from the fallback list when it has fewer than 20), else
-    `popular:<outcome>` (no stored description, policy not built yet).
-    """
-    recent = recent_movies(user)
-    if policy != POLICY:
-        return Outcome(without(fallback, set(recent)), "cold_start", reason=policy)
-    movies, outcome = cold.recommend(user, recent)
-    if movies is None:
-        return Outcome(without(fallback, set(recent)), "cold_start", reason=f"popular:{outcome}")
-    if len(movies) < TOP_K:
-        movies = (movies + without(fallback, set(movies) | set(recent)))[:TOP_K]
-    return Outcome(movies, "cold_start", reason=f"{POLICY}:{outcome}")
-
-
-def handover_outcome(
-    cold: SelfDescriptionColdStart, outcome: Outcome, user: dict[str, Any] | None
-) -> Outcome:
-    """A ranker answer to a user with a little history, mixed with the description's (unchanged at share 0)."""
-    movies, share = cold.handover(user, outcome.movies, recent_movies(user), TOP_K)
-    if share <= 0.0:
-        return outcome
-    sources = {**outcome.candidate_sources, POLICY: sum(1 for m in movies if m not in set(outcome.movies))}
-    return replace(
-        outcome, movies=movies, candidate_sources=sources, reason=f"handover:{POLICY} share={share:.2f}"
-    )

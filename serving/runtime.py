@@ -21,9 +21,11 @@ from core.resilience import CircuitBreaker
 from ranking.transforms import FEATURE_SERVICE
 from serving import metrics as M  # noqa: N812
 from serving.alert_sink import AlertForwarder
-from serving.cold_start import SelfDescriptionColdStart, cold_start_outcome
+from serving.cold_start import Inline, SelfDescriptionColdStart
+from serving.cold_start_paths import cold_start_outcome
 from serving.feast_store import fast_store
 from serving.feature_log import FeatureLog
+from serving.inline_description import InlineDescriber
 from serving.models import ModelBundle, ModelManager
 from serving.movie_table import MovieTable, TableReader, read_online
 from serving.online_reader import OnlineLayout
@@ -111,6 +113,8 @@ class Runtime:
             log.error("feature store unavailable, answering fallback lists: %s", exc)
         rt = cls(settings, router, manager, users, ProvenanceLog.from_settings(settings), store)
         rt.feature_log = FeatureLog.from_settings(settings)
+        if settings.metadata_url:
+            rt.cold.inline = InlineDescriber(settings.metadata_url, settings.inline_timeout_ms / 1000.0)
         rt.pin_from_router()
         manager.refresh()
         rt.refresh_table()
@@ -239,9 +243,11 @@ class Runtime:
             seen = {str(m) for m in bundle.index.items[bundle.index.watched(user_id)]}
         return Outcome(without(self.fallback, seen), "fallback", reason=reason)
 
-    def cold_start(self, user_id: int, policy: str, user: dict[str, Any] | None) -> Outcome:
+    def cold_start(
+        self, user_id: int, policy: str, user: dict[str, Any] | None, inline: Inline | None = None
+    ) -> Outcome:
         """Users without history: `popular` (cost-aware popular list) or `self_description` (serving.cold_start)."""
-        return cold_start_outcome(self.cold, self.fallback, policy, user)
+        return cold_start_outcome(self.cold, self.fallback, policy, user, inline)
 
     def list_cost(self, movies: list[str]) -> float:
         """Summed licence cost of an answered list; an unknown cost counts as the table's `unknown_cost` (counted)."""

@@ -75,6 +75,13 @@ class ServingSettings(PlatformSettings):
     breaker_cooldown_s: float = Field(
         2.0, gt=0, description="Seconds the online-feature breaker stays open after repeated failures."
     )
+    metadata_url: str | None = Field(
+        None,
+        description="Metadata API base URL for reading a cold user's self-description inline when none is stored; unset: no inline read.",
+    )
+    inline_timeout_ms: float = Field(
+        150.0, gt=0, description="Longest wait for the metadata API on an inline self-description read."
+    )
     movie_refresh_s: float = Field(
         300.0,
         gt=0,

@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse, Response
 from serving import metrics as M  # noqa: N812
 from serving.api.deps import RuntimeDep
 from serving.cold_start import POLICY as SELF_DESCRIPTION
-from serving.cold_start import handover_outcome
+from serving.cold_start_paths import handover_outcome
 from serving.feature_log import LoggedAnswer
 from serving.provenance_record import ProvenanceRecord, hash_features
 from serving.recommender import Outcome, features_missing, has_history, rank, recent_movies, without
@@ -95,7 +95,11 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
             if bundle is None:
                 outcome = rt.fallback_outcome(user_id, None, "no_model")
             elif not has_history(user, bundle, user_id):
-                outcome = rt.cold_start(user_id, arm.cold_start, user)
+                # No stored description yet: read it inline (metadata API + encode, bounded by its timeout).
+                inline = (
+                    await rt.cold.fetch_inline(user_id, user) if arm.cold_start == SELF_DESCRIPTION else None
+                )
+                outcome = rt.cold_start(user_id, arm.cold_start, user, inline)
             else:
                 outcome = rank(
                     user_id, user or {}, bundle, rt.table, arm.lam, rt.now(), cost_budget=arm.cost_budget

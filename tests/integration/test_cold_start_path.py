@@ -81,12 +81,12 @@ def sim(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         api.down()
 
 
-def _newcomer(sim: Sim) -> tuple[int, str]:
-    """A world user (not a watcher) with the longest likes answer: an informative self-description."""
+def _newcomers(sim: Sim) -> list[tuple[int, str]]:
+    """World users (not watchers) by the length of their likes answer, longest (most informative) first."""
     ids = [u for u in range(1, USERS + 1) if u not in WATCHERS]
     records = httpx.get(f"{sim.meta_url}/user/{','.join(map(str, ids))}", timeout=10).json()
-    best = max(records, key=lambda r: len(r.get("likes") or ""))
-    return int(best["user_id"]), str(best["likes"])
+    ranked = sorted(records, key=lambda r: -len(r.get("likes") or ""))
+    return [(int(r["user_id"]), str(r["likes"])) for r in ranked]
 
 
 def _sessions(movies: list[str]) -> pd.DataFrame:
@@ -114,7 +114,7 @@ def test_an_account_event_stores_a_description_that_serving_uses(
     url = db_url(stack.redis_url, TEST_DB)
     redis.Redis.from_url(url).flushdb()
     movies = list(sim.world.catalog.slug)
-    newcomer, likes = _newcomer(sim)
+    (newcomer, likes), (unstored, _) = _newcomers(sim)[:2]
 
     # 1. The log: watchers stream minutes of many movies, then the newcomer creates an account.
     topic = f"cold-{uuid.uuid4().hex[:8]}"
@@ -147,16 +147,17 @@ def test_an_account_event_stores_a_description_that_serving_uses(
     experiments = var / "experiments.yaml"
     experiments.write_text(EXPERIMENTS)
     settings = ServingSettings(RECSYS_VAR_DIR=var, RECSYS_REDIS_URL=url, experiments_file=experiments,
-                               registry_poll_s=5.0, movie_refresh_s=60.0)  # type: ignore[call-arg]  # fmt: skip
+                               registry_poll_s=5.0, movie_refresh_s=60.0,
+                               metadata_url=sim.meta_url)  # type: ignore[call-arg]  # fmt: skip
     with TestClient(create_app(settings)) as client:
         rt = client.app.state.rt  # type: ignore[attr-defined]
         assert rt.cold.wait(60.0), rt.cold.last_error
         assert rt.cold.built is not None and len(rt.table) > 0
 
         t = time.perf_counter()
-        nobody = client.get("/recommend/999999999")  # no stored description: the popular list
+        nobody = client.get("/recommend/999999999")  # stored nowhere, unknown to the API: the popular list
         popular_ms = (time.perf_counter() - t) * 1000
-        assert nobody.headers["X-Cold-Start"] == "popular:no_description"
+        assert nobody.headers["X-Cold-Start"] == "popular:inline_not_found"
         latencies = []
         for _ in range(5):
             t = time.perf_counter()
@@ -174,6 +175,19 @@ def test_an_account_event_stores_a_description_that_serving_uses(
         metrics = client.get("/metrics").text
         assert f'recsys_cold_start_outcome_total{{outcome="{outcome}",policy="self_description"}}' in metrics
         assert 'recsys_cold_start_total{policy="self_description"}' in metrics
+
+        # A user whose description row has not landed: read inline from the metadata API and encoded.
+        inline = [client.get(f"/recommend/{unstored}") for _ in range(2)]  # the second from the cache
+        expected = "inline_encode"
+        assert [a.headers["X-Cold-Start"] for a in inline] == [f"self_description:{expected}"] * 2
+        assert inline[0].text == inline[1].text != nobody.text
+        # The metadata API unreachable: the popular list, within the SLA, and the breaker stops asking.
+        from serving.inline_description import InlineDescriber
+
+        rt.cold.inline = InlineDescriber(f"http://127.0.0.1:{free_port()}", 0.15)
+        t = time.perf_counter()
+        down = [client.get(f"/recommend/{u}").headers["X-Cold-Start"] for u in range(200_001, 200_011)]
+        assert set(down) == {"popular:inline_unavailable"} and time.perf_counter() - t < 6 * 0.6
     print(
         f"\nnewcomer {newcomer} likes {likes!r}\n -> {ids[:5]}\n"
         f"ingest {ingest_s:.1f} s, policy build {rt.cold.built.seconds:.2f} s ({rt.cold.built.model_id}), "

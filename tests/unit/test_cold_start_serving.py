@@ -11,8 +11,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from ranking.cold_start import HANDOVER_PLAYS
-from serving.cold_start import SelfDescriptionColdStart, cold_start_outcome, handover_outcome
+from serving.cold_start import SelfDescriptionColdStart
 from serving.cold_start_inputs import catalogue_frame, popularity_prior, stored_description
+from serving.cold_start_paths import cold_start_outcome, handover_outcome
 from serving.experiments import parse_experiments
 from serving.movie_table import MovieTable
 from serving.recommender import Outcome, has_history
@@ -119,6 +120,23 @@ def test_nothing_stored_serves_popular_and_is_counted(cold: SelfDescriptionColdS
         out = cold_start_outcome(cold, POPULAR, "self_description", user)
         assert (out.path, out.reason, out.movies) == ("cold_start", "popular:no_description", POPULAR)
     assert outcomes("no_description") == before + 2
+
+
+def test_an_inline_read_answers_when_nothing_is_stored_and_a_stored_row_wins(
+    cold: SelfDescriptionColdStart,
+) -> None:
+    from textmodel.describe import parse_description
+
+    assert cold.built is not None
+    parsed = parse_description("alien space adventure galaxy", None, FakeModel(), cold.built.titles)
+    out = cold_start_outcome(cold, POPULAR, "self_description", None, (parsed, "inline_encode"))
+    assert out.reason == "self_description:inline_encode"
+    assert out.movies[0] == "alien+space+adventure+galaxy+1999"
+    failed = cold_start_outcome(cold, POPULAR, "self_description", None, (None, "inline_unavailable"))
+    assert (failed.reason, failed.movies) == ("popular:inline_unavailable", POPULAR)
+    stored = description(FakeModel(), "", text_vector=[], liked_genres=["Horror"])
+    out = cold_start_outcome(cold, POPULAR, "self_description", stored, (parsed, "inline_encode"))
+    assert out.reason == "self_description:no_vector", "a stored row is never overridden by an inline read"
 
 
 def test_before_the_first_build_the_arm_serves_popular(tmp_path: Path) -> None:
