@@ -4,7 +4,7 @@ This package imports nothing else of ours; everything else may import it.
 """
 
 from events.codec import MAX_LINE_BYTES, format_line, parse_line
-from events.topics import ALERTS, ALL_TOPICS, DLQ, MOVIELOG, PROVENANCE
+from events.topics import ALERTS, ALL_TOPICS, DLQ, EXPERIMENTS, MOVIELOG, PROVENANCE
 from events.types import (
     AccountEvent,
     Event,
@@ -19,6 +19,7 @@ __all__ = [
     "ALERTS",
     "ALL_TOPICS",
     "DLQ",
+    "EXPERIMENTS",
     "MAX_LINE_BYTES",
     "MOVIELOG",
     "PROVENANCE",

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from events.settings import KafkaSettings, get_kafka_settings
-from events.topics import ALERTS, DLQ, MOVIELOG, PROVENANCE
+from events.topics import ALERTS, DLQ, EXPERIMENTS, MOVIELOG, PROVENANCE
 
 LIBRDKAFKA_LOGGER: Final = "librdkafka"
 """Name of the Python logger the clients' librdkafka log lines go to."""
@@ -106,7 +106,7 @@ def make_admin(settings: KafkaSettings | None = None, extra: Mapping[str, Any] |
 def default_topic_partitions(settings: KafkaSettings | None = None) -> dict[str, int]:
     """Partitions of each platform topic: `movielog` is split for parallel ingestion."""
     s = settings or get_kafka_settings()
-    return {MOVIELOG: s.movielog_partitions, DLQ: 1, PROVENANCE: 2, ALERTS: 1}
+    return {MOVIELOG: s.movielog_partitions, DLQ: 1, PROVENANCE: 2, ALERTS: 1, EXPERIMENTS: 1}
 
 
 def ensure_topics(

@@ -9,6 +9,8 @@ DLQ: Final = "movielog.dlq"
 PROVENANCE: Final = "recsys.provenance"
 """One JSON record per answered recommendation request, written by serving."""
 ALERTS: Final = "recsys.alerts"
-"""Alerts forwarded from Alertmanager's webhook sink."""
+"""Alerts forwarded from Alertmanager's webhook sink, and experiment guard-rail stops."""
+EXPERIMENTS: Final = "recsys.experiments"
+"""One JSON record per experiment change (start, stop): who, when, what (`recsys experiment`)."""
 
-ALL_TOPICS: Final = (MOVIELOG, DLQ, PROVENANCE, ALERTS)
+ALL_TOPICS: Final = (MOVIELOG, DLQ, PROVENANCE, ALERTS, EXPERIMENTS)

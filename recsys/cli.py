@@ -11,6 +11,7 @@ from ingestion.cli_features import app as features_app
 from monitoring.cli import app as monitor_app
 from ranking.cli_models import app as models_app
 from recsys.cli_events import app as events_app
+from recsys.cli_experiment import app as experiment_app
 from recsys.cli_stack import app as stack_app
 from serving.cli import serve as serve_command
 from simulator.cli import app as simulate_app
@@ -62,6 +63,11 @@ app.add_typer(
     monitor_app,
     name="monitor",
     help="Online metrics from the streams, drift, train/serve skew and the HTML report.",
+)
+app.add_typer(
+    experiment_app,
+    name="experiment",
+    help="A/B and interleaving experiments: start, status, stop, analyze, guard rails, history.",
 )
 
 

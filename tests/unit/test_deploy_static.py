@@ -144,7 +144,13 @@ METRIC_CONTRACT = {
 METRIC_MODULES = ("serving.metrics", "ingestion.metrics", "monitoring.metrics")
 """Where every metric a rule or a dashboard panel names must be defined."""
 SLA_SECONDS = 0.6
-TOPICS = {"movielog": 4, "movielog.dlq": None, "recsys.provenance": None, "recsys.alerts": None}
+TOPICS = {
+    "movielog": 4,
+    "movielog.dlq": None,
+    "recsys.provenance": None,
+    "recsys.alerts": None,
+    "recsys.experiments": None,
+}
 """Platform topics (partitions where the issue fixes them); kafka-init creates them via events.kafka."""
 SECRET_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|CREDENTIAL|API_KEY", re.IGNORECASE)
 REQUIRED_VAR = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:\?[^}]+\}$")
