@@ -1,6 +1,6 @@
 """Where monitoring keeps its outputs under var/monitoring, and the column names of its tables.
 
-Each flush of the online job writes `windows/part-<seq>.parquet` and `ratings/part-<seq>.parquet`
+Each flush of the online job writes `windows/`, `ratings/` and `impressions/part-<seq>.parquet`
 before its checkpoint names `seq + 1`: a restart redoes the same part names, so a rewrite
 replaces what a crash left half-done instead of adding to it.
 """
@@ -37,6 +37,27 @@ WINDOW_COLUMNS: Final = (
 """Columns of `windows/*.parquet`: one row per (window, arm, model, path)."""
 RATING_COLUMNS: Final = ("ts", "window_start", "arm", "model", "path", "user_id", "movie_id", "rating")
 """Columns of `ratings/*.parquet`: ratings of a hit movie within the rating window, credited to the list."""
+IMPRESSION_COLUMNS: Final = (
+    "ts",  # timestamp[us, UTC]: time of the front end's recommendation line
+    "user_id",  # int64
+    "experiment",  # experiment named by the provenance record ("" when none or unattributed)
+    "arm",  # as in WINDOW_COLUMNS
+    "model",
+    "path",
+    "status",  # int64: HTTP status the front end logged (non-200 rows have no list: no hit, NaN cost)
+    "latency_ms",  # int64: response time the front end logged
+    "hit",  # int64 0/1: a listed movie was watched within the hit window
+    "hit_rank",  # int64: 1-based rank of the first watched listed movie (0: no hit)
+    "hit_minutes",  # int64: minutes of that movie within the hit window (0: no hit)
+    "hit_completion",  # float64: minutes / runtime capped at 1 (NaN: no hit or runtime unknown)
+    "list_cost",  # float64: licence cost of the listed movies of known cost, USD (NaN: none known)
+    "hit_cost",  # float64: licence cost of the hit play, USD (0: no hit or cost unknown)
+    "watched_listed",  # int64: distinct listed movies watched within the hit window
+    "teams",  # interleaving record, one A/B per listed position ("" when not interleaved)
+    "credit_a",  # int64: of the watched_listed movies, those team A placed (0: not interleaved)
+    "credit_b",  # int64: those team B placed
+)
+"""Columns of `impressions/*.parquet`: one row per final recommendation line (the experiments' per-user data)."""
 
 DRIFT_JSON: Final = """drift/latest.json: {"computed_at": ISO, "reference": {"model_version": int|None, "rows": int},
 "window": {"start": ISO, "end": ISO}, "threshold": float,
@@ -73,6 +94,11 @@ class MonitorLayout:
     def ratings(self) -> Path:
         """Ratings credited to recommendations (Parquet parts)."""
         return self.root / "ratings"
+
+    @property
+    def impressions(self) -> Path:
+        """One row per final recommendation line, with its outcome (Parquet parts)."""
+        return self.root / "impressions"
 
     @property
     def checkpoint(self) -> Path:

@@ -9,6 +9,9 @@ An answered list is *final* once the log watermark passed its time plus the hit 
 every watch that can make it a hit has been seen (lines later than `lateness` are still counted,
 as extra rows of their window). A window is emitted when all its lists are final. Rows are sums,
 so a late row for an emitted window adds to it rather than replacing it.
+
+Each final list also gives one impression row (`monitoring.impressions`): the per-user data of
+the experiment analysis, with the provenance record's experiment name and interleaving teams.
 """
 
 from __future__ import annotations
@@ -16,59 +19,30 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import numpy as np
+
+from monitoring.impressions import (
+    ERROR,
+    UNATTRIBUTED,
+    UNKNOWN,
+    Attribution,
+    Impression,
+    Origin,
+    Shown,
+    attribution,
+    fill_defaults,
+    impression,
+    origin,
+)
+
+__all__ = ["SEC", "UNKNOWN", "Attribution", "OnlineJoin", "Shown", "attribution"]
+"""The names moved to `monitoring.impressions` stay importable from here (and old checkpoints unpickle)."""
 
 SEC: Final = 1_000_000_000
 PROVENANCE_BUFFER: Final = 200_000
 """Unmatched provenance records kept (oldest dropped): a front-end line arrives within seconds of its record."""
-UNKNOWN: Final = "unknown"
-
-
-class Attribution(NamedTuple):
-    """Who answered a list: experiment arm, model label (`v<N>`/`none`) and path."""
-
-    arm: str
-    model: str
-    path: str
-
-
-UNATTRIBUTED: Final = Attribution(UNKNOWN, UNKNOWN, UNKNOWN)
-ERROR: Final = Attribution(UNKNOWN, UNKNOWN, "error")
-"""A failed request (non-200): no list, so no provenance to match."""
-
-
-def attribution(record: dict[str, Any]) -> Attribution:
-    """Arm, model and path from a provenance record (`serving.provenance_record.ProvenanceRecord` JSON)."""
-    version = record.get("model_version")
-    if record.get("cold_start"):
-        path = "cold_start"
-    elif record.get("fallback") == "no_user_features":
-        path = "model_no_features"
-    elif record.get("fallback"):
-        path = "fallback"
-    else:
-        path = "model"
-    return Attribution(str(record.get("arm") or UNKNOWN), f"v{version}" if version else "none", path)
-
-
-@dataclass(slots=True, eq=False)
-class Shown:
-    """One recommendation line and what followed it (compared by identity: two equal lines are two requests)."""
-
-    ts_ns: int
-    user: int
-    movies: tuple[str, ...]
-    status: int
-    ms: int
-    who: Attribution = UNATTRIBUTED
-    hit_rank: int = 0
-    """1-based rank of the first listed movie watched within the hit window (0: none)."""
-    hit_movie: str = ""
-    hit_minutes: int = 0
-    ratings: list[tuple[int, int]] = field(default_factory=list)
-    """(ts_ns, stars) of ratings of the hit movie seen before the list was final."""
 
 
 @dataclass(slots=True)
@@ -112,12 +86,13 @@ class OnlineJoin:
         self.pending: deque[Shown] = deque()
         self.open: dict[int, list[Shown]] = {}
         self.waiting: dict[tuple[int, tuple[str, ...]], deque[Shown]] = {}
-        self.records: OrderedDict[tuple[int, tuple[str, ...]], list[Attribution]] = OrderedDict()
+        self.records: OrderedDict[tuple[int, tuple[str, ...]], list[Origin]] = OrderedDict()
         self.accs: dict[tuple[int, Attribution], Acc] = {}
         self.rated: dict[int, list[tuple[str, int, int, Attribution]]] = {}
         """user -> (movie, expiry ns, window start, who) of final hits whose ratings still count."""
         self.rows: list[dict[str, Any]] = []
         self.rating_rows: list[dict[str, Any]] = []
+        self.impression_rows: list[Impression] = []
         self.unattributed = 0
 
     # --- input -----------------------------------------------------------------------------
@@ -134,7 +109,7 @@ class OnlineJoin:
         key = (user, shown.movies)
         found = self.records.get(key)
         if found:
-            shown.who = found.pop(0)
+            shown.attribute(found.pop(0))
             if not found:
                 del self.records[key]
         else:
@@ -146,14 +121,14 @@ class OnlineJoin:
             key = (int(record["user_id"]), tuple(str(m) for m in record.get("result") or ()))
         except (KeyError, TypeError, ValueError):
             return
-        who = attribution(record)
+        found = Origin(attribution(record), *origin(record))
         queue = self.waiting.get(key)
         if queue:
-            queue.popleft().who = who
+            queue.popleft().attribute(found)
             if not queue:
                 del self.waiting[key]
             return
-        self.records.setdefault(key, []).append(who)
+        self.records.setdefault(key, []).append(found)
         self.records.move_to_end(key)
         while len(self.records) > PROVENANCE_BUFFER:
             self.records.popitem(last=False)
@@ -167,10 +142,17 @@ class OnlineJoin:
         for shown in lists:
             if not shown.ts_ns <= ts_ns <= shown.ts_ns + self.hit_ns:
                 continue
-            if shown.hit_rank == 0 and movie in shown.movies:
-                shown.hit_movie, shown.hit_rank = movie, shown.movies.index(movie) + 1
             if shown.hit_movie == movie:
                 shown.hit_minutes += 1
+                continue
+            if movie not in shown.movies:
+                continue
+            if shown.hit_rank == 0:
+                shown.hit_movie, shown.hit_rank = movie, shown.movies.index(movie) + 1
+                shown.hit_minutes += 1
+            if shown.watched is None:
+                shown.watched = set()
+            shown.watched.add(movie)
 
     def rating(self, ts_ns: int, user: int, movie: str, stars: int) -> None:
         """A rating line: credited to a hit of that movie within the rating window."""
@@ -200,6 +182,13 @@ class OnlineJoin:
         for key, value in state.items():
             if key not in knobs and key != "catalog":
                 setattr(self, key, value)
+        # A snapshot of an older version: its lists lack the newer fields and its buffered records
+        # are bare attributions (no experiment or teams). `open` and `waiting` hold the same
+        # objects as `pending` (pickle keeps identity), so fixing `pending` fixes them all.
+        for shown in self.pending:
+            fill_defaults(shown)
+        for queue in self.records.values():
+            queue[:] = [r if isinstance(r, Origin) else Origin(r, "", "") for r in queue]
 
     # --- progress --------------------------------------------------------------------------
 
@@ -238,6 +227,11 @@ class OnlineJoin:
         self.rows, self.rating_rows = [], []
         return rows, ratings
 
+    def take_impressions(self) -> list[Impression]:
+        """The impression rows (`IMPRESSION_COLUMNS` order) of the lists finalised since the last call."""
+        rows, self.impression_rows = self.impression_rows, []
+        return rows
+
     def _finalise(self, shown: Shown) -> None:
         lists = self.open.get(shown.user)
         if lists is not None and shown in lists:
@@ -252,6 +246,7 @@ class OnlineJoin:
                 queue.remove(shown)
                 if not queue:
                     del self.waiting[key]
+        self.impression_rows.append(impression(shown, self.catalog))
         window = shown.ts_ns - shown.ts_ns % self.window_ns
         acc = self.accs.setdefault((window, shown.who), Acc())
         acc.requests += 1

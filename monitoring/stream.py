@@ -30,7 +30,7 @@ from monitoring.exporter import start_exporter
 from monitoring.layout import MonitorLayout
 from monitoring.online import OnlineJoin
 from monitoring.settings import MonitorSettings
-from monitoring.tables import RATING_SCHEMA, WINDOW_SCHEMA, write_part
+from monitoring.tables import IMPRESSION_SCHEMA, RATING_SCHEMA, WINDOW_SCHEMA, write_part, write_tuples
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class StreamSummary:
     messages: dict[str, int] = field(default_factory=dict)
     windows: int = 0
     ratings: int = 0
+    impressions: int = 0
     unattributed: int = 0
     seconds: float = 0.0
 
@@ -192,6 +193,9 @@ class StreamJob:
         rows, ratings = self.join.take()
         write_part(self.layout.windows, self.seq, rows, WINDOW_SCHEMA)
         write_part(self.layout.ratings, self.seq, ratings, RATING_SCHEMA)
+        impressions = self.join.take_impressions()
+        write_tuples(self.layout.impressions, self.seq, impressions, IMPRESSION_SCHEMA)
+        self.summary.impressions += len(impressions)
         state = {"version": CHECKPOINT_VERSION, "seq": self.seq + 1, "offsets": self.offsets,
                  "join": self.join.snapshot()}  # fmt: skip
         atomic_write(self.layout.checkpoint, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))

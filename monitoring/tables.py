@@ -1,4 +1,4 @@
-"""The online job's Parquet parts (windows, ratings) and reading them back for reports and experiments."""
+"""The online job's Parquet parts (windows, ratings, impressions) and reading them back for reports and experiments."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingestion.progress import atomic_write
-from monitoring.layout import RATING_COLUMNS, WINDOW_COLUMNS, MonitorLayout
+from monitoring.layout import IMPRESSION_COLUMNS, RATING_COLUMNS, WINDOW_COLUMNS, MonitorLayout
 
 _TS = pa.timestamp("us", tz="UTC")
 WINDOW_SCHEMA = pa.schema(
@@ -28,7 +28,16 @@ RATING_SCHEMA = pa.schema(
      ("user_id", pa.int64()), ("movie_id", pa.string()), ("rating", pa.int64())]
 )  # fmt: skip
 """Arrow schema of `ratings/*.parquet`."""
+_I64, _F64, _STR = pa.int64(), pa.float64(), pa.string()
+IMPRESSION_SCHEMA = pa.schema(
+    [("ts", _TS), ("user_id", _I64), ("experiment", _STR), ("arm", _STR), ("model", _STR), ("path", _STR),
+     ("status", _I64), ("latency_ms", _I64), ("hit", _I64), ("hit_rank", _I64), ("hit_minutes", _I64),
+     ("hit_completion", _F64), ("list_cost", _F64), ("hit_cost", _F64), ("watched_listed", _I64),
+     ("teams", _STR), ("credit_a", _I64), ("credit_b", _I64)]
+)  # fmt: skip
+"""Arrow schema of `impressions/*.parquet`."""
 assert tuple(WINDOW_SCHEMA.names) == WINDOW_COLUMNS and tuple(RATING_SCHEMA.names) == RATING_COLUMNS
+assert tuple(IMPRESSION_SCHEMA.names) == IMPRESSION_COLUMNS
 
 
 def part_name(seq: int) -> str:
@@ -44,6 +53,18 @@ def write_part(folder: Path, seq: int, rows: list[dict[str, Any]], schema: pa.Sc
         return
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
+    atomic_write(path, sink.getvalue().to_pybytes())
+
+
+def write_tuples(folder: Path, seq: int, rows: list[tuple[Any, ...]], schema: pa.Schema) -> None:
+    """`write_part` for rows given as tuples in the schema's column order."""
+    path = folder / part_name(seq)
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    columns = [pa.array(col, type=f.type) for col, f in zip(zip(*rows, strict=True), schema, strict=True)]
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_arrays(columns, schema=schema), sink)
     atomic_write(path, sink.getvalue().to_pybytes())
 
 
@@ -64,3 +85,8 @@ def read_windows(layout: MonitorLayout) -> pd.DataFrame:
 def read_ratings(layout: MonitorLayout) -> pd.DataFrame:
     """Every rating credited to a recommendation so far."""
     return _read(layout.ratings, RATING_SCHEMA)
+
+
+def read_impressions(layout: MonitorLayout) -> pd.DataFrame:
+    """Every impression row written so far (one per final recommendation line)."""
+    return _read(layout.impressions, IMPRESSION_SCHEMA)
