@@ -8,6 +8,12 @@ depends only on the salt, the arm order and the weights: renaming the experiment
 arm's model, λ, cost budget or cold-start policy moves nobody; a new salt reshuffles everyone;
 raising the weight of the *last* arm only moves users into it (ramp-ups keep their earlier
 treatment users).
+
+Lifecycle fields (`kind`, `control`, `primary_metric`, `guardrails`, `planned_*`, `started_at`,
+`stopped_at`, `stop_reason`) are optional, so files written before them stay valid. A stopped
+experiment (`stopped_at` set) stays active but routes every user to its control arm
+(`serving.routing`); an `interleave` experiment has exactly two arms, the first being control
+(team A), and merges both arms' lists for every user instead of splitting them.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import cached_property
 from itertools import accumulate
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import RecsysError
 from ranking.cost_policy import CostRule
@@ -35,6 +42,12 @@ _SCALE: Final = float(1 << 64)
 
 ColdStart = Literal["popular", "self_description"]
 """How an arm answers a user without history: popular movies, or matches to the user's self-description."""
+
+
+Kind = Literal["ab", "interleave"]
+"""`ab`: users split over the arms by weight; `interleave`: every user gets a team-draft merge of two arms' lists."""
+PrimaryMetric = Literal["hit_rate", "watch_minutes", "rating", "cost_per_watch"]
+"""The metric an experiment is decided on (monitoring's per-user analysis computes it)."""
 
 
 class ExperimentFileError(RecsysError, ValueError):
@@ -73,8 +86,39 @@ class Arm(BaseModel):
         return CostRule(lam=lam or 0.0, max_mean_cost=self.cost_budget)
 
 
+class Guardrails(BaseModel):
+    """Limits a running treatment must keep; breaking one stops the experiment (judged by monitoring per window)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    availability_min: Annotated[
+        float,
+        Field(
+            ge=0, le=1, allow_inf_nan=False, description="Min share of requests answered 200 within 600 ms."
+        ),
+    ] = 0.99
+    p99_ms_max: Annotated[
+        float, Field(gt=0, allow_inf_nan=False, description="Max 99th-percentile response time, ms.")
+    ] = 600.0
+    fallback_ratio_max: Annotated[
+        float,
+        Field(ge=0, le=1, allow_inf_nan=False, description="Max share of answers from a fallback list."),
+    ] = 0.05
+    cost_per_1k_max: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            allow_inf_nan=False,
+            description="Max licence USD of plays per 1,000 answered requests; null: no limit.",
+        ),
+    ] = None
+    min_requests: Annotated[
+        int, Field(ge=1, description="A window with fewer requests than this is not judged.")
+    ] = 200
+
+
 class Experiment(BaseModel):
-    """A named split of users over arms; `salt` decides who lands where."""
+    """A named split of users over arms (or an interleaving of two); `salt` decides who lands where."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -85,6 +129,53 @@ class Experiment(BaseModel):
     arms: Annotated[tuple[Arm, ...], Field(min_length=1, description="Arms in assignment order.")]
     enabled: bool = True
     description: str = ""
+    kind: Annotated[
+        Kind,
+        Field(description="`ab` splits users by weight; `interleave` merges two arms' lists for everyone."),
+    ] = "ab"
+    control: Annotated[str | None, Field(description="Name of the control arm; null: the first arm.")] = None
+    primary_metric: Annotated[
+        PrimaryMetric, Field(description="The metric the experiment is decided on.")
+    ] = "hit_rate"
+    guardrails: Annotated[
+        Guardrails, Field(description="Limits that stop the experiment when a treatment breaks one.")
+    ] = Guardrails()
+    planned_users: Annotated[
+        int | None, Field(ge=0, description="Planned sample size (users); null: not planned.")
+    ] = None
+    planned_days: Annotated[
+        float | None,
+        Field(ge=0, allow_inf_nan=False, description="Planned duration in days; null: not planned."),
+    ] = None
+    started_at: Annotated[
+        datetime | None, Field(description="When the experiment started (naive times are read as UTC).")
+    ] = None
+    stopped_at: Annotated[
+        datetime | None,
+        Field(description="When it was stopped; set: every user goes to the control arm (naive: UTC)."),
+    ] = None
+    stop_reason: Annotated[str, Field(description="Why it was stopped (who or which guard rail).")] = ""
+
+    @field_validator("started_at", "stopped_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # YAML gives naive datetimes for times without a zone; comparing naive with aware raises.
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _lifecycle(self) -> Self:
+        names = [a.name for a in self.arms]
+        if self.control is not None and self.control not in names:
+            raise ValueError(f"control {self.control!r} is not an arm; arms: {', '.join(names)}")
+        if self.kind == "interleave":
+            if len(self.arms) != 2:
+                raise ValueError(f"an interleave experiment needs exactly 2 arms, got {len(self.arms)}")
+            if self.control not in (None, names[0]):
+                # Team A is the first arm; a control elsewhere would make "A" mean treatment.
+                raise ValueError("an interleave experiment's control must be its first arm (team A)")
+        if self.started_at and self.stopped_at and self.stopped_at < self.started_at:
+            raise ValueError("stopped_at is before started_at")
+        return self
 
     @field_validator("arms")
     @classmethod
@@ -103,6 +194,16 @@ class Experiment(BaseModel):
         bounds = [w / total for w in accumulate(a.weight for a in self.arms)]
         bounds[-1] = 1.0  # float sums may end at 0.9999999999999999: no bucket may fall past the last arm
         return tuple(bounds)
+
+    @cached_property
+    def control_arm(self) -> Arm:
+        """The arm named by `control` (default: the first); where a stopped experiment sends everyone."""
+        return next((a for a in self.arms if a.name == self.control), self.arms[0])
+
+    @property
+    def is_stopped(self) -> bool:
+        """Whether the experiment was stopped (`stopped_at` set): all traffic goes to control."""
+        return self.stopped_at is not None
 
     def shares(self) -> dict[str, float]:
         """Arm name -> share of users (weights normalised to sum to 1)."""

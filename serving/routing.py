@@ -7,6 +7,12 @@ file first and swaps the reference only when everything is valid; a bad file rai
 `ExperimentFileError` and the old experiment keeps serving. Reloads are serialised by a lock
 that only writers take.
 
+Lifecycle: an enabled experiment with `stopped_at` set stays the active one (its name stays on
+every answer) but sends every user to its control arm, so stopping is a file edit plus a reload,
+no restart. An `interleave` experiment that runs gives every user its first arm (control, team A)
+with the second as `partner`: serving ranks with both and merges them (`serving.interleave_path`);
+stopped, it serves the control arm alone.
+
 Model fallback contract (`resolve_model`): an arm names a registry alias (`champion`,
 `challenger`) or a pinned version (`v7`). When what it names is not available (alias unset,
 version not loaded), the arm is served by the champion and the answer's provenance record
@@ -30,6 +36,19 @@ from serving.experiments import Arm, Experiment, ExperimentFile, assign, load_ex
 NO_EXPERIMENT_ARM: Final = Arm(name="default", weight=1.0, model=CHAMPION)
 """What every user gets when no experiment is enabled: the champion, its default λ, no budget, popular cold start."""
 
+LIFECYCLE_FIELDS: Final = frozenset(
+    {
+        "primary_metric",
+        "guardrails",
+        "planned_users",
+        "planned_days",
+        "started_at",
+        "stopped_at",
+        "stop_reason",
+    }
+)
+"""Experiment fields the admin view shows under `lifecycle` (the plan and its state, not the routing)."""
+
 
 @dataclass(frozen=True)
 class Assignment:
@@ -37,6 +56,9 @@ class Assignment:
 
     experiment: str | None
     arm: Arm
+    """The arm that answers; in an interleaving, team A's (control), which also answers users it cannot merge for."""
+    partner: Arm | None = None
+    """Team B's arm when the answer is to be interleaved (a running `interleave` experiment), else None."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,10 @@ class Router:
         experiment = self._state.file.active  # one read of the reference: a reload cannot tear this
         if experiment is None:
             return Assignment(None, NO_EXPERIMENT_ARM)
+        if experiment.stopped_at is not None:  # stopped: everyone back to control, no hash needed
+            return Assignment(experiment.name, experiment.control_arm)
+        if experiment.kind == "interleave":  # no split: everyone sees both arms (the validator made it two)
+            return Assignment(experiment.name, experiment.arms[0], experiment.arms[1])
         return Assignment(experiment.name, assign(user_id, experiment))
 
     def reload(self, path: Path | None = None) -> ReloadSummary:
@@ -185,6 +211,10 @@ class Router:
             if active
             else "no experiment enabled: everyone gets the champion",
             "salt": active.salt if active else None,
+            "kind": active.kind if active else "ab",
+            "control": active.control_arm.name if active else NO_EXPERIMENT_ARM.name,
+            "stopped": active.is_stopped if active else False,
+            "lifecycle": active.model_dump(mode="json", include=set(LIFECYCLE_FIELDS)) if active else None,
             "arms": [{**a.model_dump(), "share": round(shares[a.name], 6)} for a in arms],
             "inactive": [e.name for e in state.file.experiments if e is not active],
             "source": state.source,
