@@ -85,6 +85,9 @@ class ProvenanceRecord:
     """Server-side time from request to answer."""
     status: int = 200
     """HTTP status answered."""
+    interleave: dict[str, Any] | None = None
+    """An interleaved answer's teams: `{"teams": "ABBA…" (one per `result` position), "a", "b" (arm names),
+    "a_version", "b_version"}`; None for every other answer (last, defaulted: older records still parse)."""
 
     def to_json(self) -> bytes:
         """Compact UTF-8 JSON (no spaces), field order as declared."""

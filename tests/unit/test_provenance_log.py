@@ -41,6 +41,7 @@ FIELDS = [
     "fallback",
     "latency_ms",
     "status",
+    "interleave",
 ]
 
 
