@@ -1,6 +1,8 @@
 """`GET /recommend/<userid>`: up to 20 movie ids, best first; `answer()` is the whole path for a valid id.
 
-The path never raises to the client: every failure inside degrades to the fallback list.
+The path never raises to the client: every failure inside degrades to the fallback list. Under a
+running `interleave` experiment a user with history gets both arms' lists merged
+(`serving.interleave_path`): `X-Arm: interleave`, and the record's `interleave` holds the teams.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import replace
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
@@ -18,10 +19,10 @@ from fastapi.responses import PlainTextResponse, Response
 from serving import metrics as M  # noqa: N812
 from serving.api.deps import RuntimeDep
 from serving.cold_start import POLICY as SELF_DESCRIPTION
-from serving.cold_start_paths import handover_outcome
 from serving.feature_log import LoggedAnswer
+from serving.interleave_path import INTERLEAVE_ARM, NO_FEATURES, interleave, ranked
 from serving.provenance_record import ProvenanceRecord, hash_features
-from serving.recommender import Outcome, features_missing, has_history, rank, recent_movies, without
+from serving.recommender import Outcome, has_history
 from serving.routing import resolve_model
 from serving.runtime import Runtime
 from serving.user_features import FeaturesUnavailableError
@@ -37,10 +38,6 @@ KEY_FEATURES: Final = (
     "user_profile__age",
 )
 """User features whose values the provenance record hashes (identifies the state the answer saw)."""
-NO_FEATURES: Final = "model_no_features"
-"""Path of a model answer to a known user whose online features were missing."""
-NO_FEATURES_REASON: Final = "no_user_features"
-"""The provenance record's `fallback` for such an answer."""
 MODEL_PATHS: Final = frozenset({"model", NO_FEATURES})
 """Paths on which a model version answered (the provenance record names it)."""
 
@@ -83,6 +80,8 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
     bundle = rt.models.loaded.get(choice.ref) if choice.ref else None
     user: dict[str, Any] | None = None
     outcome: Outcome
+    interleaved: dict[str, Any] | None = None
+    interleave_fallback: str | None = None
     try:
         user = await rt.users.get(user_id) if rt.users is not None else None
         if rt.users is None:
@@ -101,19 +100,12 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
                 )
                 outcome = rt.cold_start(user_id, arm.cold_start, user, inline)
             else:
-                outcome = rank(
-                    user_id, user or {}, bundle, rt.table, arm.lam, rt.now(), cost_budget=arm.cost_budget
-                )
-                if features_missing(user):
-                    # Known to the model's index, yet no online row: the store lost it (flushed, restarted
-                    # empty). Still the model's list (index candidates), never passed off as a normal answer.
-                    M.MISSING_USER_FEATURES.inc()
-                    outcome = replace(outcome, path=NO_FEATURES, reason=NO_FEATURES_REASON)
-                elif arm.cold_start == SELF_DESCRIPTION:  # a little history: mixed with the description
-                    outcome = handover_outcome(rt.cold, outcome, user)
-                if len(outcome.movies) < 20:  # too few candidates left: top up, never repeat or re-show
-                    extra = without(rt.fallback, set(outcome.movies) | set(recent_movies(user)), 20)
-                    outcome = replace(outcome, movies=(outcome.movies + extra)[:20])
+                outcome = ranked(rt, user_id, user, bundle, arm)
+                if assignment.partner is not None:
+                    version_a = bundle.version if outcome.path in MODEL_PATHS else None
+                    pair = (arm, assignment.partner)
+                    mixed = interleave(rt, user_id, user, outcome, pair, version_a, request_id)
+                    outcome, interleaved, interleave_fallback = mixed.outcome, mixed.record, mixed.fallback
         except Exception as exc:  # a broken model must not take availability with it
             log.exception("model path failed for user %s", user_id)
             outcome = rt.fallback_outcome(user_id, bundle, f"model_error:{type(exc).__name__}")
@@ -122,21 +114,22 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
     served_version = bundle.version if bundle is not None and outcome.path in MODEL_PATHS else None
     no_features = outcome.path == NO_FEATURES
     model_label = f"v{served_version}" if served_version is not None else "none"
+    arm_label = INTERLEAVE_ARM if interleaved is not None else arm.name
     M.LATENCY.observe(latency)
     handed_over = outcome.path == "model" and (outcome.reason or "").startswith("handover:")
-    M.REQUESTS.labels("200", arm.name, model_label, outcome.path).inc()
+    M.REQUESTS.labels("200", arm_label, model_label, outcome.path).inc()
     if outcome.path == "fallback":
         M.FALLBACKS.labels((outcome.reason or "unknown").split(":")[0]).inc()
     elif outcome.path == "cold_start":
         # The policy that served (`popular`, `self_description`); the outcome after ':' has its own counter.
         M.COLD_STARTS.labels((outcome.reason or "popular").split(":")[0]).inc()
-    M.LIST_COST.labels(arm.name).observe(rt.list_cost(outcome.movies))
+    M.LIST_COST.labels(arm_label).observe(rt.list_cost(outcome.movies))
     rt.provenance.record(
         ProvenanceRecord(
             request_id=request_id,
             user_id=user_id,
             experiment=assignment.experiment,
-            arm=arm.name,
+            arm=arm_label,
             model_name=bundle.name if served_version is not None and bundle is not None else None,
             model_version=served_version,
             model_ref=choice.ref if served_version is not None else None,
@@ -148,15 +141,20 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
             candidate_sources=outcome.candidate_sources,
             cold_start=outcome.reason if outcome.path == "cold_start" or handed_over else None,
             result=outcome.movies,
-            fallback=(outcome.reason if outcome.path == "fallback" or no_features else choice.fallback),
+            fallback=(
+                outcome.reason
+                if outcome.path == "fallback" or no_features
+                else interleave_fallback or choice.fallback
+            ),
             latency_ms=round(latency * 1000.0, 3),
+            interleave=interleaved,
         )
     )
-    log_features(rt, outcome, request_id, user_id, served_version, arm.name)
+    log_features(rt, outcome, request_id, user_id, served_version, arm_label)
     headers = {
         "X-Request-Id": request_id,
         "X-Model-Version": model_label,
-        "X-Arm": arm.name,
+        "X-Arm": arm_label,
         "X-Experiment": assignment.experiment or "none",
         "X-Recommendation-Path": outcome.path,
     }
