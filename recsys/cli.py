@@ -12,6 +12,7 @@ from monitoring.cli import app as monitor_app
 from ranking.cli_models import app as models_app
 from recsys.cli_events import app as events_app
 from recsys.cli_experiment import app as experiment_app
+from recsys.cli_operate import operate as operate_command
 from recsys.cli_stack import app as stack_app
 from serving.cli import serve as serve_command
 from simulator.cli import app as simulate_app
@@ -69,6 +70,7 @@ app.add_typer(
     name="experiment",
     help="A/B and interleaving experiments: start, status, stop, analyze, guard rails, history.",
 )
+app.command(name="operate")(operate_command)
 
 
 @app.command()
