@@ -49,6 +49,9 @@ def start(
     planned_days: float | None = typer.Option(None, help="Days the run is planned for."),
     replace: bool = typer.Option(False, help="Stop the running experiment and start this one."),
     reason: str = typer.Option("", help="Why (journalled)."),
+    stream_clock: bool = typer.Option(
+        False, help="Stamp the start with the stream's clock (replays, the simulator)."
+    ),
 ) -> None:
     """Start an experiment: serving's workers pick it up within seconds; the change is journalled."""
     from recsys.experiment_lifecycle import LifecycleError, parse_arm, who
@@ -63,7 +66,7 @@ def start(
             "guardrails": rails, "planned_users": planned_users, "planned_days": planned_days,
         })  # fmt: skip
         book = _book()
-        change = book.start(experiment, who(), replace=replace, reason=reason)
+        change = book.start(experiment, who(), replace=replace, reason=reason, at=_clock(stream_clock))
     except (LifecycleError, ValueError) as exc:
         raise _fail(exc) from None
     typer.echo(f"started {name} at {change.ts} by {change.by}: {len(arms)} arms "
@@ -75,13 +78,16 @@ def start(
 def stop(
     name: str = typer.Argument(..., help="Experiment name."),
     reason: str = typer.Option("stopped by operator", help="Why (journalled)."),
+    stream_clock: bool = typer.Option(
+        False, help="Stamp the stop with the stream's clock (replays, the simulator)."
+    ),
 ) -> None:
     """Stop an experiment: all its traffic goes back to the control arm within seconds."""
     from recsys.experiment_lifecycle import LifecycleError, who
 
     book = _book()
     try:
-        change = book.stop(name, who(), reason)
+        change = book.stop(name, who(), reason, at=_clock(stream_clock))
     except LifecycleError as exc:
         raise _fail(exc) from None
     typer.echo(f"stopped {name} at {change.ts} by {change.by}: every user now gets the control arm")
@@ -194,6 +200,16 @@ def history(name: str | None = typer.Argument(None, help="Experiment name (defau
         typer.echo(
             f"{row['ts']}  {row['action']:<7} {row['experiment']:<24} by {row['by']:<12} {row['reason']}"
         )
+
+
+def _clock(stream: bool) -> Any:
+    """None (now) or the latest event time ingested: analysis windows are in log time."""
+    if not stream:
+        return None
+    from core.settings import PlatformSettings
+    from recsys.training import stream_clock
+
+    return stream_clock(PlatformSettings().redis_url).to_pydatetime().replace(microsecond=0)
 
 
 def _published(book: Any) -> None:

@@ -6,8 +6,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.panel import Panel
 
@@ -27,6 +27,9 @@ class DemoContext:
     sessions_per_hour: float = 300.0
     seed: int = 7
     closed_loop_hours: float = 12.0
+    """Simulated hours of closed loop after the history (the history ends this long, plus 1 h, before now)."""
+    reports: Path = Path("reports")
+    """Where training and evaluation write their comparison and plots."""
     lines_produced: int = 0
     metadata_url: str | None = None
     """Base URL of the metadata API the demo started (its ingestion enriches from it)."""
@@ -131,13 +134,11 @@ def _ingest_loop(ctx: DemoContext) -> None:
 
 
 def _train(ctx: DemoContext) -> None:
-    from pathlib import Path
-
     from recsys.settings import get_settings
     from recsys.training import run_training
 
     s = get_settings()
-    report = Path("reports")
+    report = ctx.reports
     result, decision = run_training(s.var, s.redis_url, report, progress=console.print)
     table = {x.model: x for x in result.scores}
     line = ", ".join(f"{name} {x.ndcg20:.4f}" for name, x in table.items())
@@ -150,13 +151,11 @@ def _train(ctx: DemoContext) -> None:
 
 
 def _evaluate(ctx: DemoContext) -> None:
-    from pathlib import Path
-
     from recsys.settings import get_settings
     from recsys.training import run_evaluation
 
     s = get_settings()
-    selected = run_evaluation(s.var, s.redis_url, Path("reports"), progress=console.print)
+    selected = run_evaluation(s.var, s.redis_url, ctx.reports, progress=console.print)
     ctx.facts["evaluation"] = f"registered models compared with the baselines; selected: {selected}"
 
 
@@ -182,51 +181,11 @@ def _serve(ctx: DemoContext) -> None:
 
 
 def _closed_loop(ctx: DemoContext) -> None:
-    from events.kafka import ensure_topics
-    from simulator.clock import SimClock
-    from simulator.recommend import RecommendClient
-    from simulator.run import drive
-    from simulator.settings import get_sim_settings
-    from simulator.sinks import KafkaSink
-    from simulator.state import read_state
-    from simulator.store import load_world
-    from simulator.traffic import Traffic
+    from recsys.closed_loop import run_closed_loop
 
-    # Four calls in flight: unpaced, a larger burst only measures queueing on this 2-core machine.
-    update: dict[str, object] = {
-        "sessions_per_hour": ctx.sessions_per_hour,
-        "speed": 0.0,
-        "closed_loop_concurrency": 4,
-    }
-    if ctx.serving_url is not None:
-        update["serving_url"] = ctx.serving_url
-    s = get_sim_settings().model_copy(update=update)
-    world = load_world(s.sim_dir, texts=False)
-    state = read_state(s.sim_dir)
-    if state is None:
-        raise RuntimeError("no simulator state: the history step must run first")
-    ensure_topics()
-    rec = RecommendClient(s.serving_url, s.request_timeout_ms, s.closed_loop_concurrency)
-    gen = Traffic(world, s, "closed", state.sim_now_ns, next_user=state.next_user, recommender=rec,
-                  clock=SimClock(state.sim_now_ns, 0.0), seed=ctx.seed + 1)  # fmt: skip
-    try:
-        result = drive(gen, [KafkaSink(s.topic)], until_ns=state.sim_now_ns + int(ctx.closed_loop_hours * 3600e9),
-                       sim_dir=s.sim_dir)  # fmt: skip
-    finally:
-        rec.close()
-    st = result.stats
-    ctx.loop_taken = (st.accepted, st.requests - st.requests_failed)
-    taken = st.accepted / st.sessions if st.sessions else 0.0
-    times = np.asarray(rec.answer_ms, dtype=np.float64)
-
-    def pct(q: float) -> float:
-        return float(np.percentile(times, q * 100)) if len(times) else float("nan")
-
-    ctx.facts["closed loop"] = (
-        f"{ctx.closed_loop_hours:g} simulated hours: {st.requests:,} /recommend calls, {st.requests_failed:,} failed "
-        f"or late; answer time seen by the front end p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms; "
-        f"{st.accepted:,} of {st.sessions:,} sessions ({taken:.1%}) watched a recommended movie"
-    )
+    loop = run_closed_loop(ctx.closed_loop_hours, ctx.sessions_per_hour, ctx.serving_url, ctx.seed + 1)
+    ctx.loop_taken = (loop.accepted, loop.answered)
+    ctx.facts["closed loop"] = loop.describe()
 
 
 STEPS: list[tuple[str, Step]] = [

@@ -64,17 +64,23 @@ def _now() -> datetime:
 
 def who() -> str:
     """The operator running the command (`RECSYS_OPERATOR`, else the login name)."""
-    return os.environ.get("RECSYS_OPERATOR") or getpass.getuser()
+    from recsys.settings import StackSettings
+
+    return StackSettings().operator or getpass.getuser()
 
 
 def parse_arm(spec: str) -> Arm:
-    """An arm from `name=control,model=champion,weight=50[,lam=0.5,cost_budget=2,cold_start=self_description]`."""
+    """An arm from `name=control,model=champion[,weight=50,lam=0.5,cost_budget=2,cold_start=self_description]`.
+
+    A missing weight is 1 (equal split; interleaving ignores weights).
+    """
     fields: dict[str, Any] = {}
     for part in spec.split(","):
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
             raise LifecycleError(f"arm spec {spec!r}: expected key=value pairs separated by commas")
         fields[key.strip()] = None if value.strip().lower() in ("null", "none", "") else value.strip()
+    fields.setdefault("weight", 1)
     try:
         return Arm.model_validate(fields)
     except ValueError as exc:
@@ -106,13 +112,25 @@ class ExperimentBook:
         active = self.read().active
         return active if active is not None and active.stopped_at is None else None
 
-    def start(self, experiment: Experiment, by: str, replace: bool = False, reason: str = "") -> Change:
-        """Add (or restart) an experiment as the running one; another running one is stopped only with `replace`."""
+    def start(
+        self,
+        experiment: Experiment,
+        by: str,
+        replace: bool = False,
+        reason: str = "",
+        at: datetime | None = None,
+    ) -> Change:
+        """Add (or restart) an experiment as the running one; another running one is stopped only with `replace`.
+
+        `at`: the start time recorded (default now). The analysis and the guard rails read log time,
+        so a replayed or simulated stream passes its own clock (`recsys experiment start --stream-clock`).
+        """
+        when = _now() if at is None else at
         current = self.read()
         running = self.running()
         if running is not None and running.name != experiment.name and not replace:
             raise LifecycleError(f"experiment {running.name!r} is running: stop it first or pass --replace")
-        started = experiment.model_copy(update={"enabled": True, "started_at": _now(), "stopped_at": None,
+        started = experiment.model_copy(update={"enabled": True, "started_at": when, "stopped_at": None,
                                                 "stop_reason": ""})  # fmt: skip
         others = []
         for other in current.experiments:
@@ -123,22 +141,22 @@ class ExperimentBook:
                 other.enabled and other.stopped_at is None
             ):  # only one runs; a replaced one is stopped and kept
                 kept = other.model_copy(
-                    update={"stopped_at": _now(), "stop_reason": f"replaced by {experiment.name}"}
+                    update={"stopped_at": when, "stop_reason": f"replaced by {experiment.name}"}
                 )
             others.append(kept.model_copy(update={"enabled": False}))
         before = next((e for e in current.experiments if e.name == experiment.name), None)
         self._write(ExperimentFile(experiments=(started, *others)))
         return self._journal("start", experiment.name, by, reason, before, started)
 
-    def stop(self, name: str, by: str, reason: str) -> Change:
-        """Send all of the experiment's traffic to its control arm (it stays enabled, with `stopped_at`)."""
+    def stop(self, name: str, by: str, reason: str, at: datetime | None = None) -> Change:
+        """Send all of the experiment's traffic to its control arm (it stays enabled, with `stopped_at`; `at` as in start)."""
         current = self.read()
         before = self.get(name)
         if before.stopped_at is not None:
             raise LifecycleError(
                 f"experiment {name!r} was already stopped at {before.stopped_at.isoformat()}"
             )
-        after = before.model_copy(update={"stopped_at": _now(), "stop_reason": reason})
+        after = before.model_copy(update={"stopped_at": _now() if at is None else at, "stop_reason": reason})
         self._write(
             ExperimentFile(experiments=tuple(after if e.name == name else e for e in current.experiments))
         )

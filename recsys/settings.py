@@ -37,6 +37,9 @@ class StackSettings(PlatformSettings):
     auto_install: bool = Field(
         True, description="As root on Debian, install missing packages (java, maven, redis) with apt-get."
     )
+    operator: str | None = Field(
+        None, description="Who `recsys experiment` names in its journal (default: the login name)."
+    )
 
     @property
     def var(self) -> Path:

@@ -149,3 +149,13 @@ def test_windows_before_the_start_are_not_judged(book: ExperimentBook) -> None:
     before = windows({"control": {}, "treatment": {"p99": 900}}, "2020-01-01T00:00")
     result = check(book, before, publish_alert=False)
     assert result is not None and result.stopped is None
+
+
+def test_start_and_stop_take_the_log_clock_of_a_replayed_stream(book: ExperimentBook) -> None:
+    from datetime import UTC, datetime
+
+    log_time = datetime(2019, 3, 1, 12, 0, tzinfo=UTC)
+    book.start(experiment(), "alice", at=log_time)
+    book.stop("exp", "alice", "done", at=datetime(2019, 3, 2, tzinfo=UTC))
+    stored = book.get("exp")
+    assert stored.started_at == log_time and stored.stopped_at == datetime(2019, 3, 2, tzinfo=UTC)
