@@ -1,7 +1,9 @@
 """Cold requests over HTTP: new users answered from their stored self-description vectors at a fixed rate.
 
-On the serving benchmark's world and cache (`benchmarks/serving.py --setup-only` makes or checks it:
-1,000,000 users, 20,000 movies, the champion, every feature view in Redis):
+On a world of the serving benchmark's kind (`benchmarks/serving.py --setup-only` makes or checks it,
+cached: by default 100,000 users, 20,000 movies, 1,000,000 sessions, the champion, every feature
+view in Redis; the user count only sizes Redis, as a cold request ranks nothing, while the
+20,000-movie catalogue is what the policy scores per request):
 
 1. `--cold-users` of the world's users who never watched anything (true cold users: in the online
    store only with a profile) get their self-descriptions written as ingestion writes them at account
@@ -18,7 +20,7 @@ On the serving benchmark's world and cache (`benchmarks/serving.py --setup-only`
 200 with 1-20 ids whose `X-Cold-Start` says the stored vector was used (the outcome counts are kept).
 Target: p99 <= 20 ms at 200 requests/s. Called by `benchmarks/cold_start.py`; alone:
 
-    flock /tmp/recsys-bench.lock .venv/bin/python benchmarks/cold_serving.py [--work DIR]
+    flock /tmp/recsys-bench.lock .venv/bin/python benchmarks/cold_serving.py [--users N --movies M --sessions S]
 """
 
 from __future__ import annotations
@@ -121,13 +123,24 @@ def _wait_for_policy(url: str, ids: list[int], timeout_s: float) -> float:
     return time.perf_counter() - t0
 
 
-def measure(work: Path, cold_users: int, rate: float, duration: float, warmup: float, workers: int,
+WORLD = {"users": 100_000, "movies": 20_000, "sessions": 1_000_000, "train_users": 300}
+"""The default world (`benchmarks/serving.py` options)."""
+
+
+def work_dir(users: int, movies: int, sessions: int, days: float = 14.0, seed: int = 42) -> Path:
+    """The serving benchmark's cache folder for these parameters (its own naming)."""
+    return REPO / "var" / "bench-serving" / f"u{users}-m{movies}-s{sessions}-d{days:g}-seed{seed}"
+
+
+def measure(world: dict[str, int], cold_users: int, rate: float, duration: float, warmup: float, workers: int,
             seed: int = 5) -> dict[str, Any]:  # fmt: skip
     """Set up (or reuse) the world, describe the cold users, serve, drive; the figures."""
     serving = _sibling("serving")
     load = serving.load
-    subprocess.run([sys.executable, str(_HERE / "serving.py"), "--work", str(work), "--setup-only"], cwd=REPO,
-                   check=True)  # fmt: skip
+    work = work_dir(world["users"], world["movies"], world["sessions"])
+    subprocess.run([sys.executable, str(_HERE / "serving.py"), "--setup-only", "--users", str(world["users"]),
+                    "--movies", str(world["movies"]), "--sessions", str(world["sessions"]), "--train-users",
+                    str(world["train_users"])], cwd=REPO, check=True)  # fmt: skip
     var = work / "var"
     known = np.load(work / serving.KNOWN_USERS)
     described = describe_cold_users(var, serving.REDIS_URL, known, cold_users, seed)
@@ -185,15 +198,18 @@ def measure(work: Path, cold_users: int, rate: float, duration: float, warmup: f
         "cold_description_kinds": described["kinds"],
         "cold_latency_from": "scheduled send time (open loop, benchmarks/http_load.py)",
         "cold_policy_ready_s": round(policy_s, 1),
-        "cold_world": json.loads((work / serving.SETUP_FILE).read_text())["redis"].get("keys"),
+        "cold_world": world
+        | {"redis_keys": json.loads((work / serving.SETUP_FILE).read_text())["redis"].get("keys")},
     }
 
 
 def main() -> None:
     serving = _sibling("serving")
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-serving" / "u1000000-m20000-s10000000-d14-seed42",
-                        help="The serving benchmark's cache folder (made when missing: ~27 min).")  # fmt: skip
+    for key, value in WORLD.items():
+        parser.add_argument(
+            f"--{key.replace('_', '-')}", type=int, default=value, help=f"World: {key} (serving.py)."
+        )
     parser.add_argument(
         "--cold-users", type=int, default=2_000, help="Never-active users given a description."
     )
@@ -203,9 +219,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Worker processes of the service.")
     args = parser.parse_args()
     serving.quiet_third_party()
-    result = measure(
-        args.work.resolve(), args.cold_users, args.rate, args.duration, args.warmup, args.workers
-    )
+    world = {k: getattr(args, k) for k in WORLD}
+    result = measure(world, args.cold_users, args.rate, args.duration, args.warmup, args.workers)
     print(f"cold requests: {result['cold_requests']:,} at {args.rate:g}/s, {result['cold_request_errors']} errors, "
           f"p50 {result['cold_request_p50_ms']:.2f} ms, p99 {result['cold_request_p99_ms']:.2f} ms "
           f"(target <= {TARGET_P99_MS:g}); stored-vector answers {result['cold_request_stored_share']:.1%}")  # fmt: skip

@@ -17,12 +17,12 @@
    (simulator only: the metadata API is not running here).
 
 5. `cold_request_p50_ms` / `cold_request_p99_ms` (target p99 <= 20): `benchmarks/cold_serving.py` on
-   the serving benchmark's full-scale world (1,000,000 users, 20,000 movies): 2,000 never-active
-   users' descriptions stored as ingestion stores them, `recsys serve --workers 2` with
-   `cold_start: self_description` for everyone, their requests open loop at 200/s for 30 s.
+   a serving-benchmark world of 100,000 users and 20,000 movies (the catalogue is what a cold
+   request scores): 2,000 never-active users' descriptions stored as ingestion stores them,
+   `recsys serve --workers 2` with `cold_start: self_description` for everyone, their requests
+   open loop at 200/s for 30 s.
 
-    flock /tmp/recsys-bench.lock .venv/bin/python benchmarks/cold_start.py [--users N] [--movies M] [--days D] \
-        [--serving-work DIR]
+    flock /tmp/recsys-bench.lock .venv/bin/python benchmarks/cold_start.py [--users N] [--movies M] [--days D]
 """
 
 from __future__ import annotations
@@ -194,9 +194,6 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=30_000, help="Users in the simulated world.")
     parser.add_argument("--movies", type=int, default=1_500, help="Movies in its catalogue.")
     parser.add_argument("--days", type=float, default=21.0, help="Days of simulated history.")
-    parser.add_argument("--serving-work", type=Path,
-                        default=ROOT / "var" / "bench-serving" / "u1000000-m20000-s10000000-d14-seed42",
-                        help="The serving benchmark's cache folder for the HTTP cold requests (made when missing).")  # fmt: skip
     args = parser.parse_args()
     var = _setup(args)
     result: dict[str, Any] = {"users": args.users, "movies": args.movies, "days": args.days}
@@ -204,7 +201,7 @@ def main() -> None:
     result |= _embed(Path(tempfile.mkdtemp(prefix="recsys-bench-cold-")))
     result |= _quality(var)
     cold_serving = _sibling("cold_serving")
-    result |= cold_serving.measure(args.serving_work.resolve(), 2_000, 200.0, 30.0, 5.0, 2)
+    result |= cold_serving.measure(cold_serving.WORLD, 2_000, 200.0, 30.0, 5.0, 2)
     result["targets"] = {
         "encode_p99_ms<=50": result["encode_p99_ms"] <= 50,
         "cold_request_p99_ms<=20": result["cold_request_p99_ms"] <= cold_serving.TARGET_P99_MS,

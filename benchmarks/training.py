@@ -621,8 +621,20 @@ def generate(
         "users": users, "movies": movies, "watch_sessions": n_sessions, "days": days, "seed": seed,
         "rating_share": rating_share, "ratings": n_ratings, "minutes_watched": int(s["minutes"].sum()),
         "active_users": len(np.unique(s["user"])), "feature_rows": movie_counts | user_counts,
-        "seconds": seconds,
+        "seconds": seconds, "schema": feature_schema(),
     }, indent=2))  # fmt: skip
+
+
+def feature_schema() -> dict[str, list[str]]:
+    """Each offline feature view's field names: a cache generated for other views is stale (regenerated)."""
+    from feast import FeatureView
+
+    from feature_repo import movie_features, user_features
+
+    views = [
+        v for m in (movie_features, user_features) for v in vars(m).values() if isinstance(v, FeatureView)
+    ]
+    return {v.name: sorted(f.name for f in v.features) for v in sorted(views, key=lambda v: v.name)}
 
 
 # --- the timed part --------------------------------------------------------------------------------
@@ -722,7 +734,7 @@ def main() -> None:
     work = work.resolve()
     keep = args.keep or args.work is not None
     wanted = {"users": args.users, "movies": args.movies, "watch_sessions": args.sessions, "days": args.days,
-              "seed": args.seed, "rating_share": args.rating_share}  # fmt: skip
+              "seed": args.seed, "rating_share": args.rating_share, "schema": feature_schema()}  # fmt: skip
     marker = work / GENERATED
     try:
         reused = marker.exists() and all(
