@@ -15,21 +15,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from events.kafka import make_consumer
 from events.topics import EXPERIMENTS
-from feature_repo import online_marker
-from ranking.registry import ModelRegistry
-from ranking.settings import RankSettings
 from recsys.cli import app
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.integration.conftest import StackInfo
 from tests.integration.test_feast_repo import db_url
-from tests.integration.test_serving import _sessions, register, train_model, write_online
+from tests.integration.test_serving import build_world
 
 pytestmark = pytest.mark.integration
 TEST_DB = 14
@@ -48,21 +44,8 @@ def _arms(client: TestClient, users: range) -> dict[str, int]:
 def test_start_and_stop_reroute_a_running_service_and_are_journalled_on_the_topic(
     stack: StackInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ingestion.feast_bridge import open_feature_store
-
     var, url = tmp_path / "var", db_url(stack.redis_url, TEST_DB)
-    redis.Redis.from_url(url).flushdb()
-    sessions = _sessions()
-    part = var / "offline" / "sessions" / "date=2026-10-01"
-    part.mkdir(parents=True)
-    sessions.to_parquet(part / "sessions.parquet")
-    recent = {
-        int(u): g.sort_values("end_ts")["movie_id"].tolist()[-5:] for u, g in sessions.groupby("user_id")
-    }
-    write_online(open_feature_store(var, url), sessions, recent)
-    online_marker.mark(redis.Redis.from_url(url))
-    version = register(var, train_model(sessions, tmp_path / "m1", seed=1))
-    assert ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=var)).promote(version).accepted  # type: ignore[call-arg]
+    build_world(var, url, tmp_path / "models", seeds=(1,))
     experiments = var / "experiments.yaml"
     operator = f"tester-{uuid.uuid4().hex[:6]}"
     for key, value in {"RECSYS_VAR_DIR": str(var), "RECSYS_SERVING_EXPERIMENTS_FILE": str(experiments),

@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
-from feature_repo import online_marker
-from ranking import columns as C  # noqa: N812
 from ranking.registry import ModelRegistry
 from ranking.settings import RankSettings
 from serving.app import create_app
@@ -26,7 +23,7 @@ from serving.runtime import Runtime
 from serving.settings import ServingSettings
 from tests.integration.conftest import StackInfo
 from tests.integration.test_feast_repo import db_url
-from tests.integration.test_serving import _sessions, register, train_model, write_online
+from tests.integration.test_serving import build_world
 
 TEST_DB = 13
 USERS = list(range(1, 61))
@@ -59,24 +56,10 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> World:
-    from ingestion.feast_bridge import open_feature_store
-
     var = tmp_path_factory.mktemp("interleave") / "var"
     url = db_url(stack.redis_url, TEST_DB)
-    redis.Redis.from_url(url).flushdb()
-    sessions = _sessions()
-    part = var / "offline" / "sessions" / "date=2026-10-01"
-    part.mkdir(parents=True)
-    sessions.to_parquet(part / "sessions.parquet")
-    recent: dict[int, list[str]] = {
-        int(str(u)): g.sort_values(C.END_TS)[C.ITEM].tolist()[-5:][::-1] for u, g in sessions.groupby(C.USER)
-    }
-    write_online(open_feature_store(var, url), sessions, recent)
-    online_marker.mark(redis.Redis.from_url(url))  # written whole by hand: no rebuild from the offline store
-    models = tmp_path_factory.mktemp("interleave-models")
-    versions = [register(var, train_model(sessions, models / f"m{i}", seed=i)) for i in (1, 2)]
+    _, _, versions = build_world(var, url, tmp_path_factory.mktemp("interleave-models"))
     registry = ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=var))  # type: ignore[call-arg]
-    assert registry.promote(versions[0]).accepted
     registry.set_challenger(versions[1])
     experiments = var / "experiments.yaml"
     experiments.write_text(INTERLEAVE.format(stopped=""))

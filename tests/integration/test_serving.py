@@ -136,27 +136,35 @@ def register(var: Path, model_dir: Path) -> int:
     return int(registry.register(model_dir, prov, {"ndcg20": 0.3, "cost20": 1.0, "p99_ms": 5.0}).version)
 
 
-@pytest.fixture(scope="module")
-def world(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> World:
+def build_world(var: Path, url: str, models: Path, seeds: tuple[int, ...] = (1, 2)) -> tuple[
+    pd.DataFrame, dict[int, list[str]], list[int]
+]:  # fmt: skip
+    """The small world on disk and in Redis db `url` (flushed): sessions, online features, rankers (first promoted)."""
     from ingestion.feast_bridge import open_feature_store
 
-    var = tmp_path_factory.mktemp("serving") / "var"
-    url = db_url(stack.redis_url, TEST_DB)
     redis.Redis.from_url(url).flushdb()
     sessions = _sessions()
     part = var / "offline" / "sessions" / "date=2026-10-01"
     part.mkdir(parents=True)
     sessions.to_parquet(part / "sessions.parquet")
-    store = open_feature_store(var, url)
-    recent = {u: g.sort_values(C.END_TS)[C.ITEM].tolist()[-5:][::-1] for u, g in sessions.groupby(C.USER)}
-    write_online(store, sessions, recent)
+    recent = {
+        int(str(u)): g.sort_values(C.END_TS)[C.ITEM].tolist()[-5:][::-1] for u, g in sessions.groupby(C.USER)
+    }
+    write_online(open_feature_store(var, url), sessions, recent)
     online_marker.mark(
         redis.Redis.from_url(url)
     )  # written whole by hand: no rebuild from the (empty) offline store
-    models = tmp_path_factory.mktemp("models")
-    versions = [register(var, train_model(sessions, models / f"m{i}", seed=i)) for i in (1, 2)]
+    versions = [register(var, train_model(sessions, models / f"m{i}", seed=i)) for i in seeds]
     registry = ModelRegistry.open(RankSettings(RECSYS_VAR_DIR=var))  # type: ignore[call-arg]
     assert registry.promote(versions[0]).accepted
+    return sessions, recent, versions
+
+
+@pytest.fixture(scope="module")
+def world(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> World:
+    var = tmp_path_factory.mktemp("serving") / "var"
+    url = db_url(stack.redis_url, TEST_DB)
+    sessions, recent, versions = build_world(var, url, tmp_path_factory.mktemp("models"))
     experiments = var / "experiments.yaml"
     experiments.write_text(EXPERIMENTS)
     settings = ServingSettings(  # type: ignore[call-arg]
