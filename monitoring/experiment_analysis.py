@@ -239,18 +239,24 @@ def analyze(
     alpha: float = 0.05,
     pre_days: float = 14.0,
     min_users: int = MIN_USERS,
+    path: str | None = None,
 ) -> ExperimentResult:
-    """Analyse `experiment` over [started_at, stopped_at) (None: open end) from the files under `var`."""
+    """Analyse `experiment` over [started_at, stopped_at) (None: open end) from the files under `var`.
+
+    `path` (e.g. `cold_start`) restricts the analysis to the lists that path answered (None: all).
+    """
     if primary_metric not in METRICS:
         raise ValueError(f"primary_metric must be one of {METRICS}, got {primary_metric!r}")
     if control not in arms:
         raise ValueError(f"control {control!r} is not one of the arms {list(arms)}")
-    data = load(var, experiment, started_at, stopped_at, pre_days)
+    data = load(var, experiment, started_at, stopped_at, pre_days, path)
     users = data.users
     by_arm = {a: users[users["arm"] == a] for a in arms}
     counts = {str(a): int(n) for a, n in users["arm"].value_counts().items()}
     srm = S.srm_check({a: counts.get(a, 0) for a in arms} | counts, weights)
     notes = [] if data.pre_period else ["no session files for the pre-period: CUPED skipped"]
+    if path is not None:
+        notes.append(f"only lists answered by path {path!r}")
     comparisons: list[Comparison] = []
     c = by_arm[control]
     enough = all(len(u) >= min_users for u in by_arm.values())

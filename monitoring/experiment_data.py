@@ -5,6 +5,8 @@ is computed from per-user values: a user's lists share that user's taste and are
 
 - Exposure: a user's rows are the impressions of the experiment in [started_at, stopped_at). Failed
   requests (non-200) carry no provenance record and so no experiment: they are not in an arm.
+  With `path` (e.g. `cold_start`), only the lists answered by that path count: a cold-start
+  experiment is read over the users who were cold, as the arms differ only for them.
 - Arm: the arm of the user's first impression (intention to treat). Assignment is a stable hash, so
   a user sees one arm unless the routing changed mid-run; `several_arms` counts such users.
 - Ratings: rows of `ratings/` by the experiment's users within the window, grouped by the user's
@@ -66,11 +68,18 @@ def _in_window(
 
 
 def read_impressions_of(
-    var: Path, experiment: str, started_at: datetime | None, stopped_at: datetime | None
+    var: Path,
+    experiment: str,
+    started_at: datetime | None,
+    stopped_at: datetime | None,
+    path: str | None = None,
 ) -> pd.DataFrame:
-    """The experiment's impressions in [started_at, stopped_at), oldest first."""
+    """The experiment's impressions in [started_at, stopped_at), oldest first; only those answered by `path` when given."""
     frame = read_impressions(MonitorLayout(var))
-    frame = _in_window(frame[frame["experiment"] == experiment], "ts", started_at, stopped_at)
+    keep = frame["experiment"] == experiment
+    if path is not None:
+        keep &= frame["path"] == path
+    frame = _in_window(frame[keep], "ts", started_at, stopped_at)
     return frame.sort_values("ts", kind="stable")
 
 
@@ -98,9 +107,10 @@ def load(
     started_at: datetime | None,
     stopped_at: datetime | None,
     pre_days: float = 14.0,
+    path: str | None = None,
 ) -> ExperimentData:
-    """The per-user frame (`USER_COLUMNS`) of one experiment."""
-    imp = read_impressions_of(var, experiment, started_at, stopped_at)
+    """The per-user frame (`USER_COLUMNS`) of one experiment (of the lists answered by `path` when given)."""
+    imp = read_impressions_of(var, experiment, started_at, stopped_at, path)
     if started_at is None and len(imp):
         started_at = imp["ts"].iloc[0].to_pydatetime()
     arms_per_user = imp.groupby("user_id")["arm"].nunique()
