@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from recsys.demo_cold_start import cold_start_step
+from recsys.demo_experiment import analyze_experiment, start_experiment, stop_experiment
 from recsys.demo_monitor import monitor_step
 
 console = Console()
@@ -167,7 +168,11 @@ def _serve(ctx: DemoContext) -> None:
     api = recommender_api(get_settings().var)
     # The simulated stream's clock is not the wall clock (the history ends hours before now), so the API
     # takes "now" from the latest event ingested, as for any replayed log: time features match training's.
-    env = {"RECSYS_SERVING_CLOCK": os.environ.get("RECSYS_SERVING_CLOCK", "stream")}
+    from recsys.demo_experiment import experiments_file
+
+    # The demo's experiment file lives under var/ (the lifecycle edits it; deploy/ stays as shipped).
+    env = {"RECSYS_SERVING_CLOCK": os.environ.get("RECSYS_SERVING_CLOCK", "stream"),
+           "RECSYS_SERVING_EXPERIMENTS_FILE": str(experiments_file(get_settings().var))}  # fmt: skip
     if ctx.metadata_url is not None:  # a cold user whose description row has not landed yet is read inline
         env["RECSYS_SERVING_METADATA_URL"] = ctx.metadata_url
     api.up(env=env, timeout_s=300.0)
@@ -201,9 +206,12 @@ STEPS: list[tuple[str, Step]] = [
         cold_start_step,
     ),
     ("serve: the recommendation API loads the champion, its candidates and online features", _serve),
+    ("experiment: start cost-aware ranking vs λ = 0, 50/50, without restarting the API", start_experiment),
     ("closed loop: simulated users call /recommend and watch what appeals to them", _closed_loop),
+    ("experiment: stop (all traffic back to control)", stop_experiment),
     ("ingest the closed loop's events (the platform learns from its own answers)", _ingest_loop),
     ("monitor: hit rate, cost, availability from the streams; drift, skew; the dashboard", monitor_step),
+    ("experiment: analyse the closed loop's split (effects, intervals, SRM, decision)", analyze_experiment),
 ]
 """The demo's steps in order; each issue adds its own."""
 
