@@ -62,19 +62,10 @@ def read_out(var: Path, experiment: Experiment, since: datetime) -> Readout:
 def register_only(var: Path, registry: ModelRegistry, result: TrainResult) -> int:
     """Register a trained ranker with the provenance training records, moving no alias; its version."""
     from ranking.promotion import figures
-    from ranking.provenance import Provenance
-    from ranking.transforms import FEATURE_SERVICE
-    from recsys.training import REPO_DIR, snapshot
+    from recsys.training import training_provenance
 
-    # The same params `run_training` records, so versions from both paths compare in `recsys models`.
-    params = {"default_lambda": result.cost.lam, "default_cost_budget": result.cost.budget,
-              "half_life_days": result.half_life, **{f"rows_{k}": v for k, v in result.rows.items()}}  # fmt: skip
-    if result.tuning is not None:
-        params |= {f"tuned_{k}": v for k, v in vars(result.tuning.params).items() if k != "label_gain"}
-        params |= {"tune_trials": result.tuning.trials, "tune_seconds": round(result.tuning.seconds, 1)}
-    provenance = Provenance.collect(
-        REPO_DIR, FEATURE_SERVICE, var / "feast" / "registry.db", snapshot(var / "offline"), params=params
-    )
+    # The same provenance `run_training` records, so versions from both paths compare in `recsys models`.
+    provenance = training_provenance(var, result)
     verdict = result.comparison.verdict
     rows = {s.model: s for s in result.comparison.scores}
     info = registry.register(result.model_dir, provenance, figures(rows[verdict.candidate]), result.report_dir,

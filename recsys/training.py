@@ -96,14 +96,7 @@ def run_training(
     )  # fmt: skip
     if not register:
         return result, None
-    params = {"default_lambda": result.cost.lam, "default_cost_budget": result.cost.budget,
-              "half_life_days": result.half_life, **{f"rows_{k}": v for k, v in result.rows.items()}}  # fmt: skip
-    if result.tuning is not None:
-        params |= {f"tuned_{k}": v for k, v in vars(result.tuning.params).items() if k != "label_gain"}
-        params |= {"tune_trials": result.tuning.trials, "tune_seconds": round(result.tuning.seconds, 1)}
-    provenance = Provenance.collect(
-        REPO_DIR, FEATURE_SERVICE, var / "feast" / "registry.db", snapshot(var / "offline"), params=params
-    )
+    provenance = training_provenance(var, result)
     decision = register_and_promote(ModelRegistry.open(settings), result, provenance, smoke_test, progress)
     result.version = decision.ranker_version
     progress(decision.summary())
@@ -151,6 +144,18 @@ def run_evaluation(var: Path, redis_url: str, report_dir: Path, progress: Any = 
              f"**Verdict:** {cmp.verdict.reason()}.", ""]  # fmt: skip
     (report_dir / "evaluation.md").write_text("\n".join(lines))
     return cmp.verdict.reason()
+
+
+def training_provenance(var: Path, result: TrainResult) -> Provenance:
+    """The provenance a trained ranker is registered with: code, features, data snapshot and its training params."""
+    params = {"default_lambda": result.cost.lam, "default_cost_budget": result.cost.budget,
+              "half_life_days": result.half_life, **{f"rows_{k}": v for k, v in result.rows.items()}}  # fmt: skip
+    if result.tuning is not None:
+        params |= {f"tuned_{k}": v for k, v in vars(result.tuning.params).items() if k != "label_gain"}
+        params |= {"tune_trials": result.tuning.trials, "tune_seconds": round(result.tuning.seconds, 1)}
+    return Provenance.collect(
+        REPO_DIR, FEATURE_SERVICE, var / "feast" / "registry.db", snapshot(var / "offline"), params=params
+    )
 
 
 def stream_clock(redis_url: str) -> pd.Timestamp:
