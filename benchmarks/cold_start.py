@@ -202,6 +202,9 @@ def main() -> None:
     result |= _quality(var)
     cold_serving = _sibling("cold_serving")
     result |= cold_serving.measure(cold_serving.WORLD, 2_000, 200.0, 30.0, 5.0, 2)
+    print(f"cold requests over HTTP: {result['cold_requests']:,} at 200/s, {result['cold_request_errors']} errors, "
+          f"p50 {result['cold_request_p50_ms']:.2f} ms, p99 {result['cold_request_p99_ms']:.2f} ms; "
+          f"outcomes {result['cold_request_outcomes']}")  # fmt: skip
     result["targets"] = {
         "encode_p99_ms<=50": result["encode_p99_ms"] <= 50,
         "cold_request_p99_ms<=20": result["cold_request_p99_ms"] <= cold_serving.TARGET_P99_MS,
