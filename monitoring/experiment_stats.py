@@ -143,7 +143,8 @@ def _ratio_and_variance(num: F64, den: F64) -> tuple[float, float]:
     # Delta method: the users are the independent units, so the per-user (num, den) pairs carry
     # the ratio's variance, not the watches inside them.
     var = (var_n / mu_d**2 - 2 * mu_n * cov_nd / mu_d**3 + mu_n**2 * var_d / mu_d**4) / len(num)
-    return float(mu_n / mu_d), float(var)
+    # A constant ratio per user (num = k * den) gives 0 up to rounding, which can land just below it.
+    return float(mu_n / mu_d), max(0.0, float(var))
 
 
 def ratio_delta(

@@ -204,3 +204,11 @@ def test_mde_rejects_ambiguous_scales_and_says_nan_when_no_rate_is_enough() -> N
     with pytest.raises(ValueError):
         mde(100, 100, baseline_rate=0.1, sd=1.0)
     assert math.isnan(mde(3, 3, baseline_rate=0.9))
+
+
+def test_ratio_delta_with_a_constant_ratio_per_user_does_not_fail() -> None:
+    # Every user's cost per watch is exactly 1.1: the delta variance is 0 up to rounding, never negative.
+    rng = np.random.default_rng(3)
+    den_c, den_t = rng.integers(1, 9, 500).astype(float), rng.integers(1, 9, 500).astype(float)
+    est = ratio_delta(1.1 * den_c, den_c, 1.1 * den_t, den_t, "cost_per_watch")
+    assert est.effect == pytest.approx(0.0, abs=1e-12) and est.p_value == pytest.approx(1.0)
