@@ -58,7 +58,9 @@ def plot_arms(result: ExperimentResult, path: Path) -> Path:
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.set_xlabel(f"effect relative to {result.control} (95% CI)" if rows else "no comparison")
         srm = "SRM ok" if result.srm.ok else "SRM MISMATCH"
-        ax.set_title(f"{result.experiment}: {result.decision} ({srm}, p={result.srm.p_value:.3g})")
+        ax.set_title(
+            f"{result.experiment}: {result.decision}\n({srm}, p={result.srm.p_value:.3g})", fontsize=10
+        )
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
