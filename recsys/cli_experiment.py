@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
+
+from serving.experiments import ExperimentFileError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -25,7 +30,21 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
-@app.command()
+def command(fn: Callable[..., None]) -> Callable[..., None]:
+    """`app.command()`, where a bad experiment file or definition is a one-line error (exit 2), not a traceback."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except (ExperimentFileError, ValidationError) as exc:  # LifecycleError is an ExperimentFileError
+            raise _fail(exc) from None
+
+    app.command(name=fn.__name__)(run)
+    return run
+
+
+@command
 def start(
     name: str = typer.Argument(..., help="Experiment name (lower case, digits, . _ -)."),
     arm: list[str] = typer.Option(
@@ -54,27 +73,24 @@ def start(
     ),
 ) -> None:
     """Start an experiment: serving's workers pick it up within seconds; the change is journalled."""
-    from recsys.experiment_lifecycle import LifecycleError, parse_arm, who
+    from recsys.experiment_lifecycle import parse_arm, who
     from serving.experiments import Experiment
 
-    try:
-        arms = [parse_arm(spec) for spec in arm]
-        rails = {k.strip(): v.strip() for k, _, v in (g.partition("=") for g in guardrail)}
-        experiment = Experiment.model_validate({
-            "name": name, "salt": salt or f"{name}-{time.strftime('%Y%m%d')}", "arms": arms,
-            "kind": "interleave" if interleave else "ab", "primary_metric": primary_metric,
-            "guardrails": rails, "planned_users": planned_users, "planned_days": planned_days,
-        })  # fmt: skip
-        book = _book()
-        change = book.start(experiment, who(), replace=replace, reason=reason, at=_clock(stream_clock))
-    except (LifecycleError, ValueError) as exc:
-        raise _fail(exc) from None
+    arms = [parse_arm(spec) for spec in arm]
+    rails = {k.strip(): v.strip() for k, _, v in (g.partition("=") for g in guardrail)}
+    experiment = Experiment.model_validate({
+        "name": name, "salt": salt or f"{name}-{time.strftime('%Y%m%d')}", "arms": arms,
+        "kind": "interleave" if interleave else "ab", "primary_metric": primary_metric,
+        "guardrails": rails, "planned_users": planned_users, "planned_days": planned_days,
+    })  # fmt: skip
+    book = _book()
+    change = book.start(experiment, who(), replace=replace, reason=reason, at=_clock(stream_clock))
     typer.echo(f"started {name} at {change.ts} by {change.by}: {len(arms)} arms "
                f"({', '.join(a.name for a in arms)}), {experiment.kind}; file {book.path}")  # fmt: skip
     _published(book)
 
 
-@app.command()
+@command
 def stop(
     name: str = typer.Argument(..., help="Experiment name."),
     reason: str = typer.Option("stopped by operator", help="Why (journalled)."),
@@ -83,18 +99,15 @@ def stop(
     ),
 ) -> None:
     """Stop an experiment: all its traffic goes back to the control arm within seconds."""
-    from recsys.experiment_lifecycle import LifecycleError, who
+    from recsys.experiment_lifecycle import who
 
     book = _book()
-    try:
-        change = book.stop(name, who(), reason, at=_clock(stream_clock))
-    except LifecycleError as exc:
-        raise _fail(exc) from None
+    change = book.stop(name, who(), reason, at=_clock(stream_clock))
     typer.echo(f"stopped {name} at {change.ts} by {change.by}: every user now gets the control arm")
     _published(book)
 
 
-@app.command()
+@command
 def status(
     name: str | None = typer.Argument(None, help="Experiment name (default: the active one)."),
 ) -> None:
@@ -103,7 +116,7 @@ def status(
     from rich.table import Table
 
     from monitoring.guardrails import arm_health
-    from recsys.experiment_guard import LOOKBACK, _windows, control_of, limits_of
+    from recsys.experiment_guard import LOOKBACK, control_of, limits_of, windows_of
 
     book = _book()
     experiment = book.get(name) if name else book.read().active
@@ -118,7 +131,7 @@ def status(
     import pandas as pd
 
     since = pd.Timestamp(experiment.started_at) if experiment.started_at else pd.Timestamp(0, tz="UTC")
-    health = arm_health(_windows(book.var_dir), [a.name for a in experiment.arms], since, LOOKBACK,
+    health = arm_health(windows_of(book.var_dir), [a.name for a in experiment.arms], since, LOOKBACK,
                         limits_of(experiment))  # fmt: skip
     table = Table(title=f"guard rails (last {LOOKBACK})")
     for column in ("arm", "requests", "availability", "p99 ms", "fallback", "cost/1k", "breaches"):
@@ -130,7 +143,7 @@ def status(
     _analysis(experiment, book.var_dir, None, console)
 
 
-@app.command()
+@command
 def analyze(
     name: str = typer.Argument(..., help="Experiment name."),
     out: Path | None = typer.Option(
@@ -169,7 +182,7 @@ def _analysis(experiment: Any, var_dir: Path, folder: Path | None, console: Any)
             console.print(f"wrote {plot_arms(result, folder / 'arms.png')}")
 
 
-@app.command()
+@command
 def guard(
     every: float = typer.Option(0.0, help="Seconds between checks (0: check once and exit)."),
 ) -> None:
@@ -193,7 +206,7 @@ def guard(
         time.sleep(every)
 
 
-@app.command()
+@command
 def history(name: str | None = typer.Argument(None, help="Experiment name (default: all).")) -> None:
     """The journal of changes: who started or stopped what, when and why."""
     for row in _book().history(name):

@@ -47,7 +47,8 @@ def limits_of(experiment: Experiment) -> Limits:
     return Limits(g.availability_min, g.p99_ms_max, g.fallback_ratio_max, g.cost_per_1k_max, g.min_requests)
 
 
-def _windows(var_dir: Path) -> pd.DataFrame:
+def windows_of(var_dir: Path) -> pd.DataFrame:
+    """The online job's window rows under a var dir."""
     from monitoring.layout import MonitorLayout
     from monitoring.tables import read_windows
 
@@ -61,7 +62,7 @@ def check(
     experiment = book.running()
     if experiment is None:
         return None
-    frame = _windows(book.var_dir) if windows is None else windows
+    frame = windows_of(book.var_dir) if windows is None else windows
     since = pd.Timestamp(experiment.started_at or datetime.min.replace(tzinfo=UTC))
     health = arm_health(frame, [a.name for a in experiment.arms], since, LOOKBACK, limits_of(experiment))
     bad = breached(health, control_of(experiment))

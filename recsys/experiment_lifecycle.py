@@ -107,9 +107,9 @@ class ExperimentBook:
                 return experiment
         raise LifecycleError(f"no experiment {name!r} in {self.path}")
 
-    def running(self) -> Experiment | None:
-        """The experiment routing follows now, when it is not stopped."""
-        active = self.read().active
+    def running(self, current: ExperimentFile | None = None) -> Experiment | None:
+        """The experiment routing follows now, when it is not stopped (of `current`, else of the file)."""
+        active = (self.read() if current is None else current).active
         return active if active is not None and active.stopped_at is None else None
 
     def start(
@@ -127,7 +127,7 @@ class ExperimentBook:
         """
         when = _now() if at is None else at
         current = self.read()
-        running = self.running()
+        running = self.running(current)
         if running is not None and running.name != experiment.name and not replace:
             raise LifecycleError(f"experiment {running.name!r} is running: stop it first or pass --replace")
         started = experiment.model_copy(update={"enabled": True, "started_at": when, "stopped_at": None,

@@ -61,33 +61,30 @@ class InlineDescriber:
         self, user_id: int, encoder: TextEncoder, titles: TitleIndex
     ) -> tuple[ParsedDescription | None, str]:
         """(description, outcome): `inline_encode`, or None with `inline_not_found` / `inline_unavailable`."""
-        meta = await self._user(user_id)
+        meta, outcome = await self._user(user_id)
         if meta is None:
-            return None, "inline_not_found" if self._known_missing(user_id) else "inline_unavailable"
+            return None, outcome
         # Parsing and the ONNX encode leave the event loop free (onnxruntime releases the GIL).
         parsed = await asyncio.to_thread(parse_description, meta.likes, meta.dislikes, encoder, titles)
         return parsed, "inline_encode"
 
-    def _known_missing(self, user_id: int) -> bool:
-        hit, value = self._cache.get(user_id)
-        return hit and value is None
-
-    async def _user(self, user_id: int) -> UserMeta | None:
+    async def _user(self, user_id: int) -> tuple[UserMeta | None, str]:
+        """The user's record, or None with why (`inline_not_found` / `inline_unavailable`)."""
         hit, cached = self._cache.get(user_id)
         if hit:
-            return cached
+            return cached, "inline_not_found"
         if not self._breaker.allow():
-            return None
+            return None, "inline_unavailable"
         try:
             answer = await asyncio.wait_for(self._http.get(f"/user/{user_id}"), self.timeout_s)
         except (httpx.HTTPError, TimeoutError) as exc:
             self._breaker.failure()
             log.debug("inline description of user %s: %s", user_id, exc)
-            return None
+            return None, "inline_unavailable"
         if answer.status_code == 404:
             self._breaker.success()
             self._cache.put(user_id, None)
-            return None
+            return None, "inline_not_found"
         try:
             answer.raise_for_status()
             meta = UserMeta.model_validate(answer.json())
@@ -96,10 +93,10 @@ class InlineDescriber:
         except (httpx.HTTPError, ValueError, ValidationError) as exc:  # 5xx, not JSON, wrong shape or user
             self._breaker.failure()
             log.debug("inline description of user %s: bad answer: %s", user_id, exc)
-            return None
+            return None, "inline_unavailable"
         self._breaker.success()
         self._cache.put(user_id, meta)
-        return meta
+        return meta, "inline_encode"
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

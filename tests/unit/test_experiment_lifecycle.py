@@ -159,3 +159,27 @@ def test_start_and_stop_take_the_log_clock_of_a_replayed_stream(book: Experiment
     book.stop("exp", "alice", "done", at=datetime(2019, 3, 2, tzinfo=UTC))
     stored = book.get("exp")
     assert stored.started_at == log_time and stored.stopped_at == datetime(2019, 3, 2, tzinfo=UTC)
+
+
+def test_a_corrupt_experiment_file_is_a_one_line_error_of_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from recsys.cli import app
+    from serving.settings import get_serving_settings
+
+    path = tmp_path / "experiments.yaml"
+    path.write_text("experiments: [\n  {broken")
+    monkeypatch.setenv("RECSYS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("RECSYS_SERVING_EXPERIMENTS_FILE", str(path))
+    get_serving_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        for args in (["stop", "exp"], ["status"], ["analyze", "exp"],
+                     ["start", "exp", "--arm", "name=control,model=champion"]):  # fmt: skip
+            result = runner.invoke(app, ["experiment", *args])
+            assert result.exit_code == 2, (args, result.output)
+            assert "is not valid YAML" in result.output and "Traceback" not in result.output, args
+    finally:
+        get_serving_settings.cache_clear()
