@@ -19,7 +19,7 @@ stopped, read by the online metrics job (`recsys monitor stream` until idle) and
   LambdaRank when a baseline policy won the promotion, else the `--challenger-policy` baseline),
   once as A/B and once interleaved, on the same simulated population (same traffic seed and
   length). `users_needed_ab`: users per arm for 80% power at the A/B's observed hit-rate effect
-  (`experiment_stats.users_needed`); `users_needed_interleaving`: exposed users at the observed
+  (`power.users_needed`); `users_needed_interleaving`: exposed users at the observed
   preference (`analyze_interleaving`).
 
 Each experiment also states the simulator's ground truth of the lists served
@@ -395,13 +395,13 @@ def interleave_figures(result: Any) -> dict[str, Any]:
 
 def users_needed(ranker: dict[str, Any]) -> dict[str, Any]:
     """Users each design needs at its observed effect: A/B per arm (and both arms), interleaving in all."""
-    from monitoring import experiment_stats as S  # noqa: N812
+    from monitoring import power
 
     per_arm: int | None = None
     base, effect = ranker.get("control_value"), ranker.get("effect")
     if base is not None and effect:
         try:
-            per_arm = S.users_needed(effect, baseline_rate=base)
+            per_arm = power.users_needed(effect, baseline_rate=base)
         except ValueError:  # an effect that leaves (0, 1): no finite answer
             per_arm = None
     inter = ranker["interleaving"].get("users_needed")

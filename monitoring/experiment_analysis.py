@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from monitoring import experiment_stats as S  # noqa: N812
+from monitoring import power
 from monitoring.experiment_data import ExperimentData, load, window_of
 from monitoring.experiment_plot import render_table
 from monitoring.interleave_analysis import InterleaveResult, analyze_interleaving
@@ -194,10 +195,10 @@ def _estimates(c: pd.DataFrame, t: pd.DataFrame, data: ExperimentData, alpha: fl
 
 def _mde(metric: str, est: S.Estimate, c: F64, t: F64, alpha: float) -> float:
     if metric == "hit_rate" and 0 < est.control < 1:
-        return S.mde(len(c), len(t), baseline_rate=est.control, alpha=alpha)
+        return power.mde(len(c), len(t), baseline_rate=est.control, alpha=alpha)
     if metric in ("watch_minutes", "rating") and len(c) > 1 and len(t) > 1:
         sd = math.sqrt((np.var(c, ddof=1) + np.var(t, ddof=1)) / 2)
-        return S.mde(len(c), len(t), sd=sd, alpha=alpha) if sd > 0 else math.nan
+        return power.mde(len(c), len(t), sd=sd, alpha=alpha) if sd > 0 else math.nan
     # CUPED and ratios: from the estimate's own standard error (its CI is ±z·se).
     z = float(stats.norm.ppf(1 - alpha / 2))
     se = (est.ci_high - est.ci_low) / (2 * z)

@@ -17,13 +17,12 @@ from monitoring.experiment_stats import (
     cuped,
     cuped_theta,
     cuped_variance_reduction,
-    mde,
     ratio_delta,
     srm_check,
     two_proportions,
-    users_needed,
     welch,
 )
+from monitoring.power import mde, users_needed
 
 
 def _normal_arms(seed: int, n: int = 2000, effect: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
