@@ -2,7 +2,7 @@
 
 Benchmarks only (the platform never sees this). Serving's provenance records hold each answer's
 user, arm and list; the simulated users' own rule (`simulator.behaviour`: scan top-down, take
-item j with probability 0.5 · σ(2 (affinity − 0.5) + log m) · 0.88^j, movies not out never) gives
+item j with probability `simulator.behaviour.take_probability`, movies not out never) gives
 each list's exact chance of being taken and which item would be. From that, per arm:
 
 - `take_rate`: expected share of lists a user takes a movie from (the truth behind the hit rate;
@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simulator.affinity import expected_rating
-from simulator.behaviour import ACCEPT_BASE, ACCEPT_MIDPOINT, POSITION_DECAY
+from simulator.behaviour import take_probability
 from simulator.truth import Truth
 
 F64 = npt.NDArray[np.float64]
@@ -37,10 +37,7 @@ F64 = npt.NDArray[np.float64]
 
 def first_take(aff: F64, log_m: F64, usable: npt.NDArray[np.bool_]) -> F64:
     """(lists, width) probability that position j is the first taken, under the simulated users' rule."""
-    width = aff.shape[1]
-    logit = 2.0 * (aff - ACCEPT_MIDPOINT) + np.where(usable, log_m, 0.0)
-    p = ACCEPT_BASE / (1.0 + np.exp(-logit)) * POSITION_DECAY ** np.arange(width)[None, :]
-    p = np.where(usable, p, 0.0)
+    p = take_probability(aff, np.where(usable, log_m, 0.0), usable)
     # Not taken before j: the product of (1 - p_i) over i < j.
     before = np.cumprod(np.concatenate([np.ones((len(p), 1)), 1.0 - p[:, :-1]], axis=1), axis=1)
     out: F64 = p * before

@@ -15,15 +15,19 @@ from monitoring.layout import MonitorLayout
 from monitoring.tables import IMPRESSION_SCHEMA
 from recsys.closed_loop import LoopStats, percentile
 from recsys.experiment_truth import by_arm, first_take
-from simulator.behaviour import ACCEPT_BASE, POSITION_DECAY
+from simulator.behaviour import ACCEPT_BASE, ACCEPT_MIDPOINT, ACCEPT_SLOPE, POSITION_DECAY
 
 
 def test_first_take_matches_a_monte_carlo_of_the_users_rule() -> None:
     rng = np.random.default_rng(0)
-    aff = rng.normal(0.5, 1.0, (1, 6))
+    aff = rng.normal(ACCEPT_MIDPOINT, 1.0, (1, 6))
     log_m = rng.normal(0.0, 0.3, (1, 6))
     usable = np.array([[True, True, False, True, True, True]])
-    p = ACCEPT_BASE / (1 + np.exp(-(2 * (aff - 0.5) + log_m))) * POSITION_DECAY ** np.arange(6)
+    p = (
+        ACCEPT_BASE
+        / (1 + np.exp(-(ACCEPT_SLOPE * (aff - ACCEPT_MIDPOINT) + log_m)))
+        * POSITION_DECAY ** np.arange(6)
+    )
     draws = (rng.random((200_000, 6)) < p) & usable
     first = np.where(draws.any(axis=1), draws.argmax(axis=1), -1)
     empirical = np.array([(first == j).mean() for j in range(6)])
