@@ -52,7 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
-PORTS = {"kafka": 19492, "controller": 19495, "redis": 16479, "metadata": 18480, "serving": 18482}
+PORTS = {
+    "kafka": 19492,
+    "controller": 19495,
+    "redis": 16479,
+    "metadata": 18480,
+    "serving": 18482,
+    "frozen": 18483,
+}
 """The private stack's and services' ports (away from the shared stack's 9092/6379/8080/8082)."""
 PROBE_USER = 10**9
 """A user id outside every world: the readiness probe's requests never enter an analysis."""
@@ -75,6 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--challenger-policy", default="popularity", help="Baseline policy of the challenger "
                    "when the LambdaRank is champion (popularity, recency_popularity, als, item_item).")  # fmt: skip
     p.add_argument("--tune-seconds", type=float, default=30.0, help="Optuna time box of the training run.")
+    p.add_argument(
+        "--operate-days", type=int, default=14, help="Simulated days of the operate drift demo (0: skip)."
+    )
+    p.add_argument("--drift-day", type=int, default=3, help="Day of the demo (0-based) the drifts start.")
+    p.add_argument("--operate-rate", type=float, default=400, help="Sessions per simulated hour in the demo.")
+    p.add_argument(
+        "--operate-tune-seconds", type=float, default=5.0, help="Optuna time box of operate's retrains."
+    )
     p.add_argument("--seed", type=int, default=7, help="Seed of the world, history and traffic.")
     p.add_argument(
         "--var", type=Path, default=ROOT / "var" / "bench-experiments", help="Var dir (wiped first)."
@@ -134,9 +149,10 @@ class Bench:
         # The history ends this long (+1 h) before now: the unpaced loops stay behind the wall clock.
         self.ctx = DemoContext(users=args.users, movies=args.movies, days=args.days,
                                sessions_per_hour=args.history_rate, seed=args.seed,
-                               closed_loop_hours=runs * args.hours, reports=var / "reports")  # fmt: skip
+                               closed_loop_hours=runs * args.hours + 24 * args.operate_days,
+                               reports=var / "reports")  # fmt: skip
         self.phase = 0
-        self.phases = 7 + runs
+        self.phases = 7 + runs + (args.operate_days > 0)
         self.t0 = time.monotonic()
         self.versions: dict[str, Any] = {}
         self.train_facts: dict[str, Any] = {}
@@ -256,8 +272,25 @@ class Bench:
         out["ranker"] = self.experiment("ranker", ab, a.seed + 13)
         out["ranker"]["interleaving"] = self.experiment("ranker (interleaved)", inter, a.seed + 13)
         out["ranker"].update(users_needed(out["ranker"]))
-        out["operate"] = None
+        out["operate"] = self.operate_drift() if a.operate_days > 0 else None
         return out
+
+    def operate_drift(self) -> dict[str, Any]:
+        """The champion/challenger loop vs a frozen champion under drift (`recsys.operate_drift`)."""
+        from recsys.operate_drift import DriftPlan
+        from recsys.operate_drift_run import run_operate_drift
+
+        a = self.args
+        self.step(
+            f"operate vs a frozen champion, {a.operate_days} simulated days with drift from day {a.drift_day}"
+        )
+        plan = DriftPlan(days=a.operate_days, drift_day=a.drift_day, sessions_per_hour=a.operate_rate,
+                         seed=a.seed + 20)  # fmt: skip
+        assert self.ctx.serving_url is not None
+        record = run_operate_drift(self.var, str(self.ctx.serving_url), self.ctx.metadata_url, PORTS["frozen"], plan,
+                                   a.plots / "operate_drift.png", a.operate_tune_seconds, self.console.print)  # fmt: skip
+        record["plot"] = os.path.relpath(record["plot"], ROOT)
+        return record
 
     def experiment(
         self, title: str, experiment: Any, seed: int, new_users: float | None = None, path: str | None = None
@@ -327,7 +360,16 @@ class Bench:
             f"interleaving: {il['decision']}, delta {fmt(il['delta'])}, p={fmt(il['p_value'])}, "
             f"users {il['users']:,}; truth: {truth_line(il['truth'])}"
         )
-        self.console.print("operate: null (no drift demonstration was run)")
+        o = record.get("operate")
+        if o is None:
+            self.console.print("operate: null (no drift demonstration was run)")
+            return
+        self.console.print(
+            f"operate: hit rate after the drift operated {fmt(o['hit_rate_after_drift_operated'])} "
+            f"({o['lists_after_drift_operated']:,} lists) vs frozen {fmt(o['hit_rate_after_drift_frozen'])} "
+            f"({o['lists_after_drift_frozen']:,} lists): difference {fmt(o.get('difference'))} "
+            f"[{fmt(o.get('ci_low'))}, {fmt(o.get('ci_high'))}] p={fmt(o.get('p_value'))}; plot {o['plot']}"
+        )
 
 
 def fmt(value: Any) -> str:

@@ -8,9 +8,13 @@ again, so consecutive loops follow one another on the simulated clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from simulator.drift import Drift
+from simulator.recommend import RecommendClient
 
 DEFAULT_CONCURRENCY = 4
 """Calls in flight: unpaced, a larger burst only measures queueing on a 2-core machine."""
@@ -66,11 +70,16 @@ def run_closed_loop(
     concurrency: int = DEFAULT_CONCURRENCY,
     new_users_per_hour: float | None = None,
     progress: bool = True,
+    recommender: RecommendClient | None = None,
+    drifts: Sequence[Drift] | None = None,
 ) -> LoopStats:
-    """Run `hours` of simulated closed-loop traffic against `serving_url` (None: the settings') into `movielog`."""
+    """Run `hours` of simulated closed-loop traffic against `serving_url` (None: the settings') into `movielog`.
+
+    `recommender` replaces the client built from `serving_url` (it is closed at the end);
+    `drifts` replaces the settings' scheduled drifts (`simulator.drift`).
+    """
     from events.kafka import ensure_topics
     from simulator.clock import SimClock
-    from simulator.recommend import RecommendClient
     from simulator.run import drive
     from simulator.settings import get_sim_settings
     from simulator.sinks import KafkaSink
@@ -87,13 +96,15 @@ def run_closed_loop(
         update["serving_url"] = serving_url
     if new_users_per_hour is not None:
         update["new_users_per_hour"] = new_users_per_hour
+    if drifts is not None:
+        update["drifts"] = list(drifts)
     s = get_sim_settings().model_copy(update=update)
     world = load_world(s.sim_dir, texts=False)
     state = read_state(s.sim_dir)
     if state is None:
         raise RuntimeError("no simulator state: the history must run first")
     ensure_topics()
-    rec = RecommendClient(s.serving_url, s.request_timeout_ms, s.closed_loop_concurrency)
+    rec = recommender or RecommendClient(s.serving_url, s.request_timeout_ms, s.closed_loop_concurrency)
     gen = Traffic(world, s, "closed", state.sim_now_ns, next_user=state.next_user, recommender=rec,
                   clock=SimClock(state.sim_now_ns, 0.0), seed=seed)  # fmt: skip
     try:

@@ -59,19 +59,30 @@ def read_out(var: Path, experiment: Experiment, since: datetime) -> Readout:
     return Readout(users, ab.decision, ab_summary(ab), ab.to_dict())
 
 
-def register_only(var: Path, registry: ModelRegistry, result: TrainResult) -> int:
-    """Register a trained ranker with the provenance training records, moving no alias; its version."""
-    from ranking.promotion import figures
+def register_only(var: Path, registry: ModelRegistry, result: TrainResult) -> tuple[int, str]:
+    """Register the offline verdict's pick of a training run, moving no alias: (version, what it is).
+
+    The pick is the trained ranker when it beats the best baseline, else that baseline policy refit
+    on the same data (its candidate index is this run's): a stale champion is challenged by a fresh
+    version either way, which is what keeps the service up with drift.
+    """
+    from ranking.promotion import figures, write_baseline
+    from ranking.ranker import Ranker
     from recsys.training import training_provenance
 
     # The same provenance `run_training` records, so versions from both paths compare in `recsys models`.
     provenance = training_provenance(var, result)
     verdict = result.comparison.verdict
     rows = {s.model: s for s in result.comparison.scores}
-    info = registry.register(result.model_dir, provenance, figures(rows[verdict.candidate]), result.report_dir,
-                             description="registered by recsys operate (challenger candidate)")  # fmt: skip
+    folder, pick, what = result.model_dir, verdict.candidate, "the trained LambdaRank"
+    if not verdict.wins:
+        pick, what = verdict.baseline, f"baseline policy `{verdict.baseline}` refit on the latest data"
+        folder = write_baseline(result.model_dir, result.model_dir.parent / f"baseline-{pick}", pick,
+                                Ranker.load(result.model_dir))  # fmt: skip
+    info = registry.register(folder, provenance, figures(rows[pick]), result.report_dir,
+                             description=f"registered by recsys operate (challenger candidate: {what})")  # fmt: skip
     result.version = info.version
-    return info.version
+    return info.version, what
 
 
 def _retrain(var: Path, redis_url: str, reports_dir: Path, registry: ModelRegistry, progress: Any) -> Any:
@@ -84,7 +95,9 @@ def _retrain(var: Path, redis_url: str, reports_dir: Path, registry: ModelRegist
             return Trained(
                 decision.ranker_version, verdict.wins, decision.summary(), decision.champion_version
             )
-        return Trained(register_only(var, registry, result), verdict.wins, verdict.reason())
+        version, what = register_only(var, registry, result)
+        # The registered version is always the verdict's pick (ranker or refit baseline): it may challenge.
+        return Trained(version, True, f"{what}: {verdict.reason()}")
 
     return retrain
 

@@ -87,6 +87,10 @@ class RecommendClient:
         self.answer_ms: list[float] = []
         """Answer time of every call, as the front end saw it (ms, timeouts count as the deadline)."""
 
+    def url_for(self, user_id: int) -> str:
+        """The address called for `user_id` (one service here; a subclass may split users between services)."""
+        return f"{self.base_url}/recommend/{user_id}"
+
     def _target(self) -> str:
         return f"{self.host}/{_resolve(self.host)}:{self.port}"
 
@@ -101,7 +105,7 @@ class RecommendClient:
             items: tuple[str, ...] = ()
             try:
                 resp = await asyncio.wait_for(
-                    client.get(f"{self.base_url}/recommend/{user_id}"), self.timeout_ms / 1000
+                    client.get(self.url_for(user_id)), self.timeout_ms / 1000
                 )
                 status = resp.status_code
                 if status == 200:
