@@ -116,7 +116,7 @@ def status(
     from rich.table import Table
 
     from monitoring.guardrails import arm_health
-    from recsys.experiment_guard import LOOKBACK, control_of, limits_of, windows_of
+    from recsys.experiment_guard import LOOKBACK, control_of, judged_arms, limits_of, windows_of
 
     book = _book()
     experiment = book.get(name) if name else book.read().active
@@ -131,8 +131,9 @@ def status(
     import pandas as pd
 
     since = pd.Timestamp(experiment.started_at) if experiment.started_at else pd.Timestamp(0, tz="UTC")
-    health = arm_health(windows_of(book.var_dir), [a.name for a in experiment.arms], since, LOOKBACK,
-                        limits_of(experiment))  # fmt: skip
+    health = arm_health(
+        windows_of(book.var_dir), judged_arms(experiment), since, LOOKBACK, limits_of(experiment)
+    )
     table = Table(title=f"guard rails (last {LOOKBACK})")
     for column in ("arm", "requests", "availability", "p99 ms", "fallback", "cost/1k", "breaches"):
         table.add_column(column)

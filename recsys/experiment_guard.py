@@ -18,7 +18,7 @@ import pandas as pd
 
 from monitoring.guardrails import ArmHealth, Limits, arm_health, breached
 from recsys.experiment_lifecycle import Change, ExperimentBook
-from serving.experiments import Experiment
+from serving.experiments import INTERLEAVE_ARM, Experiment
 
 LOOKBACK = pd.Timedelta(minutes=15)
 """Window rows judged: the most recent quarter hour of log time (three 5-minute windows)."""
@@ -39,6 +39,14 @@ class GuardResult:
 def control_of(experiment: Experiment) -> str:
     """The control arm's name (the first arm unless named)."""
     return experiment.control or experiment.arms[0].name
+
+
+def judged_arms(experiment: Experiment) -> list[str]:
+    """The arm labels whose windows are judged: the arms of an A/B split; control and the merged lists
+    of an interleaving (its treatment never answers alone: its movies reach users only interleaved)."""
+    if experiment.kind == "interleave":
+        return [control_of(experiment), INTERLEAVE_ARM]
+    return [a.name for a in experiment.arms]
 
 
 def limits_of(experiment: Experiment) -> Limits:
@@ -64,7 +72,7 @@ def check(
         return None
     frame = windows_of(book.var_dir) if windows is None else windows
     since = pd.Timestamp(experiment.started_at or datetime.min.replace(tzinfo=UTC))
-    health = arm_health(frame, [a.name for a in experiment.arms], since, LOOKBACK, limits_of(experiment))
+    health = arm_health(frame, judged_arms(experiment), since, LOOKBACK, limits_of(experiment))
     bad = breached(health, control_of(experiment))
     if not bad:
         return GuardResult(experiment.name, health, None, None)

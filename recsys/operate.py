@@ -126,8 +126,15 @@ class Book(Protocol):
     def running(self) -> Experiment | None:
         """The running experiment."""
 
-    def start(self, experiment: Experiment, by: str, replace: bool = ..., reason: str = ...) -> object:
-        """Start an experiment (journalled)."""
+    def start(
+        self,
+        experiment: Experiment,
+        by: str,
+        replace: bool = ...,
+        reason: str = ...,
+        at: datetime | None = ...,
+    ) -> object:
+        """Start an experiment (journalled) recording `at` as its start (log time)."""
 
     def stop(self, name: str, by: str, reason: str) -> object:
         """Stop an experiment (journalled): all traffic to control."""
@@ -269,7 +276,9 @@ def _start(ports: Ports, plan: Plan, dry_run: bool) -> Decision:
     ports.registry.set_challenger(trained.version)
     experiment = experiment_for(plan, trained.version, now)
     reason = f"challenger v{trained.version} vs champion v{champion}; offline: {trained.offline_reason}"
-    ports.book.start(experiment, by=BY, reason=reason)
+    # Stamped in log time: the guard rails and the analysis read windows of the stream's clock, which
+    # in a replay or a simulation is far from the wall clock.
+    ports.book.start(experiment, by=BY, reason=reason, at=now)
     decision = Decision("started", experiment.name, champion, trained.version, reason,
                         {"kind": plan.kind, "planned_users": plan.planned_users, "planned_days": plan.planned_days})  # fmt: skip
     return _record(ports, decision, now, alert=False)

@@ -104,7 +104,7 @@ def _retrain(var: Path, redis_url: str, reports_dir: Path, registry: ModelRegist
 
 def _guard(var: Path, book: ExperimentBook) -> Any:
     def guard(dry_run: bool) -> str | None:
-        from recsys.experiment_guard import LOOKBACK, check, control_of, limits_of, windows_of
+        from recsys.experiment_guard import LOOKBACK, check, control_of, judged_arms, limits_of, windows_of
 
         if not dry_run:
             result = check(book)  # stops, journals and pages on a breach
@@ -117,8 +117,7 @@ def _guard(var: Path, book: ExperimentBook) -> Any:
         import pandas as pd
 
         since = pd.Timestamp(experiment.started_at or datetime.min.replace(tzinfo=UTC))
-        health = arm_health(windows_of(var), [a.name for a in experiment.arms], since, LOOKBACK,
-                            limits_of(experiment))  # fmt: skip
+        health = arm_health(windows_of(var), judged_arms(experiment), since, LOOKBACK, limits_of(experiment))
         bad = breached(health, control_of(experiment))
         return "; ".join(f"{h.arm}: {', '.join(h.breaches)}" for h in bad) or None
 

@@ -50,6 +50,10 @@ PrimaryMetric = Literal["hit_rate", "watch_minutes", "rating", "cost_per_watch"]
 """The metric an experiment is decided on (monitoring's per-user analysis computes it)."""
 
 
+INTERLEAVE_ARM: Final = "interleave"
+"""The arm name of a merged (interleaved) answer: `X-Arm`, the record's `arm` and the metrics' arm label."""
+
+
 class ExperimentFileError(RecsysError, ValueError):
     """The experiment file is missing, not YAML, or does not validate; `http_status` for the admin route."""
 

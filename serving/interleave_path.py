@@ -35,8 +35,6 @@ NO_FEATURES: Final = "model_no_features"
 """Path of a model answer to a known user whose online features were missing."""
 NO_FEATURES_REASON: Final = "no_user_features"
 """The provenance record's `fallback` for such an answer."""
-INTERLEAVE_ARM: Final = "interleave"
-"""The arm name of a merged answer: `X-Arm`, the record's `arm` and the metrics' arm label."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from fastapi.responses import PlainTextResponse, Response
 from serving import metrics as M  # noqa: N812
 from serving.api.deps import RuntimeDep
 from serving.cold_start import POLICY as SELF_DESCRIPTION
+from serving.experiments import INTERLEAVE_ARM
 from serving.feature_log import LoggedAnswer
-from serving.interleave_path import INTERLEAVE_ARM, NO_FEATURES, interleave, ranked
+from serving.interleave_path import NO_FEATURES, interleave, ranked
 from serving.provenance_record import ProvenanceRecord, hash_features
 from serving.recommender import Outcome, has_history
 from serving.routing import resolve_model

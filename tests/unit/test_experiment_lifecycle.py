@@ -144,6 +144,21 @@ def test_a_breaking_treatment_is_stopped_routed_to_control_and_alerted(book: Exp
     )
 
 
+def test_an_interleaving_is_judged_on_its_merged_lists_and_stopped_when_they_break(
+    book: ExperimentBook,
+) -> None:
+    # The treatment of an interleaving never answers alone: its movies reach users in the merged lists,
+    # labelled `interleave` in the windows. Judging the treatment arm's own label would never fire.
+    book.start(experiment(kind="interleave", guardrails={"p99_ms_max": 300}), "alice")
+    later = (pd.Timestamp(book.get("exp").started_at) + pd.Timedelta(minutes=5)).isoformat()
+    healthy = check(book, windows({"control": {}, "interleave": {}}, later), publish_alert=False)
+    assert healthy is not None and healthy.stopped is None
+    assert {h.arm for h in healthy.health} == {"control", "interleave"}
+    result = check(book, windows({"control": {}, "interleave": {"p99": 900}}, later), publish_alert=False)
+    assert result is not None and result.stopped is not None and result.alert is not None
+    assert result.alert["labels"]["arm"] == "interleave"
+
+
 def test_windows_before_the_start_are_not_judged(book: ExperimentBook) -> None:
     book.start(experiment(guardrails={"p99_ms_max": 300}), "alice")
     before = windows({"control": {}, "treatment": {"p99": 900}}, "2020-01-01T00:00")
