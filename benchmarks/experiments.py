@@ -25,13 +25,20 @@ stopped, read by the online metrics job (`recsys monitor stream` until idle) and
 Each experiment also states the simulator's ground truth of the lists served
 (`recsys.experiment_truth`: expected take rate, cost per watch, rating, per arm, from the
 provenance records and the simulated users' own acceptance rule). The analysis window is the
-loop's simulated time (the log lines' clock). Guard rails are not run here (no `recsys
-experiment guard` process); `operate` is null (see the report).
+loop's simulated time (the log lines' clock).
+
+- `operate`: the champion/challenger loop against drift (`recsys.operate_drift`): from the
+  champion left by the experiments, an operated platform (`recsys operate` once per simulated
+  day: guard rails, judge, promote or discard, retrain and challenge by interleaving) and a frozen
+  one (a second API pinning that champion) share the world and its traffic, split by user, for
+  `--operate-days` days with a genre surge and a taste shift from `--drift-day` on. Each
+  platform's daily online hit rate, pooled over the days after the drift day with a
+  two-proportion test, and a plot (`operate_drift.png`).
 
     flock /tmp/recsys-bench.lock .venv/bin/python benchmarks/experiments.py [--users N] [--hours H] ...
 
-Writes `benchmarks/results/experiments.json` (or `--out`) and forest plots under
-`benchmarks/results/experiments/`.
+Writes `benchmarks/results/experiments.json` (or `--out`), forest plots and the operate plot
+under `benchmarks/results/experiments/`.
 """
 
 from __future__ import annotations

@@ -153,29 +153,34 @@ def after_drift(days: Sequence[DayRecord], plan: DriftPlan) -> dict[str, float |
 
 
 def plot_days(days: Sequence[DayRecord], plan: DriftPlan, path: Path) -> Path:
-    """Daily online hit rate of both platforms, the drift's start marked, promotions as ticks."""
+    """Daily online hit rate of both platforms with 95% intervals; the drift's start and each end-of-day promotion marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     x = np.array([d.day for d in days])
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    ax.plot(
-        x,
-        [d.hit_rate_operated for d in days],
-        "o-",
-        color="tab:blue",
-        label="operated (recsys operate daily)",
-    )
-    ax.plot(x, [d.hit_rate_frozen for d in days], "s--", color="tab:gray", label="frozen champion of day 0")
+    for label, rate, n, style, color in (
+        ("operated (recsys operate daily)", [d.hit_rate_operated for d in days], [d.lists_operated for d in days],
+         "o-", "tab:blue"),
+        ("frozen champion of day 0", [d.hit_rate_frozen for d in days], [d.lists_frozen for d in days],
+         "s--", "tab:gray"),
+    ):  # fmt: skip
+        p, lists = np.asarray(rate, dtype=float), np.maximum(np.asarray(n, dtype=float), 1)
+        # 95% normal intervals of each day's rate: how much of a day's gap is noise.
+        ax.errorbar(
+            x, p, yerr=1.96 * np.sqrt(p * (1 - p) / lists), fmt=style, color=color, capsize=3, label=label
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.axvline(plan.drift_day - 0.5, color="tab:red", lw=1)
     ax.text(plan.drift_day - 0.45, ax.get_ylim()[1], f" drift: {plan.surge_genre} x{plan.surge_factor:g}, "
             f"{plan.shift_genre} +{plan.shift_delta:g} (18-29)", color="tab:red", va="top", fontsize=8)  # fmt: skip
     for d in days:
         if any(a.startswith("promoted") for a in d.actions):
-            ax.annotate(f"v{d.champion}", (d.day, d.hit_rate_operated), textcoords="offset points",
-                        xytext=(0, 8), ha="center", fontsize=8, color="tab:blue")  # fmt: skip
+            ax.annotate(f"→ v{d.champion}", (d.day, d.hit_rate_operated), textcoords="offset points",
+                        xytext=(16, 6), ha="center", fontsize=8, color="tab:blue")  # fmt: skip
     ax.set_xlabel("simulated day")
     ax.set_ylabel("online hit rate (listed movie watched within 30 min)")
     ax.set_title("Champion/challenger loop vs a frozen champion under drift")
