@@ -56,7 +56,10 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
                 await rt.cold.inline.aclose()
             rt.stop()
 
-    app = FastAPI(title="recsys", summary="Movie recommendations under a 600 ms SLA", lifespan=lifespan)
+    docs = cfg.api_docs
+    app = FastAPI(title="recsys", summary="Movie recommendations under a 600 ms SLA", lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)  # fmt: skip
     app.state.settings = cfg
 
     @app.exception_handler(RequestValidationError)

@@ -66,6 +66,10 @@ class ServingSettings(PlatformSettings):
         True,
         description="Local development: on a loopback host an unset admin token falls back to the well-known dev token.",
     )
+    api_docs: bool = Field(
+        True,
+        description="Serve /docs, /redoc and /openapi.json; switch off in production (they map every route, admin ones too).",
+    )
     request_budget_ms: float = Field(
         400.0, gt=0, description="Internal time budget of one request (inside the 600 ms SLA); then fallback."
     )

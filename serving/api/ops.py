@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Final
 
@@ -16,6 +17,7 @@ from serving.provenance_record import ProvenanceError
 REQUEST_ID: Final = re.compile(r"[0-9a-f]{32}")
 """A request id as the `X-Request-Id` header gives it: uuid4 hex."""
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
 
 
@@ -52,6 +54,9 @@ async def provenance(request_id: str, rt: RuntimeDep) -> Response:
         body = await asyncio.get_running_loop().run_in_executor(None, rt.explain, request_id)
     except ProvenanceError:
         raise  # the app's handler answers with the error's own status
-    except Exception as exc:  # the registry is down: say so
-        return PlainTextResponse(f"provenance lookup failed: {exc}", status_code=503)
+    except Exception:  # the registry is down: say so, without its error text (paths, hosts) in the answer
+        log.exception("provenance lookup of %s failed", request_id)
+        return PlainTextResponse(
+            "provenance lookup failed: the model registry is unavailable", status_code=503
+        )
     return JSONResponse(body)

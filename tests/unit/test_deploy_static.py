@@ -490,6 +490,21 @@ def test_compose_declares_exactly_the_platform_services() -> None:
     assert compose().get("name") == "recsys"
 
 
+def test_platform_containers_run_hardened_on_a_read_only_root() -> None:
+    # Every service built from the platform image: read-only root, /tmp as tmpfs (HOME and caches
+    # point there in the image), no capabilities, no privilege escalation, a non-root user.
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert re.search(r"^USER 10001", dockerfile, re.MULTILINE)
+    assert "HOME=/tmp" in dockerfile and "MPLCONFIGDIR=/tmp/" in dockerfile
+    built = {name: svc for name, svc in services().items() if "build" in svc}
+    assert built, "no service is built from the platform image"
+    for name, svc in built.items():
+        assert svc.get("read_only") is True, name
+        assert "/tmp" in svc.get("tmpfs", []), name
+        assert svc.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in svc.get("security_opt", []), name
+
+
 def test_images_are_pinned() -> None:
     for name, svc in services().items():
         image = resolve(svc.get("image", ""))

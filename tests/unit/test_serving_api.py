@@ -155,3 +155,28 @@ def test_the_alert_sink_is_an_admin_route(client: TestClient, forwarded: list[di
     assert client.post("/admin/alerts", json=WEBHOOK).status_code == 401
     assert client.post("/admin/alerts", json={"alerts": None}).status_code == 401, "auth before parsing"
     assert forwarded == []
+
+
+def test_api_docs_can_be_switched_off_for_production(tmp_path: Path) -> None:
+    # They map every route, admin ones included: production settings turn them off.
+    on = ServingSettings(RECSYS_VAR_DIR=tmp_path)  # type: ignore[call-arg]
+    off = ServingSettings(RECSYS_VAR_DIR=tmp_path, api_docs=False)  # type: ignore[call-arg]
+    for settings, status in ((on, 200), (off, 404)):
+        runtime = Runtime(settings, Router(), ModelManager(lambda: None, check_bundle, 60.0), None,
+                          ProvenanceLog(index_size=10))  # fmt: skip
+        with TestClient(create_app(settings, runtime)) as c:
+            for path in ("/docs", "/redoc", "/openapi.json"):
+                assert c.get(path).status_code == status, path
+            assert c.get("/healthz").status_code == 200
+
+
+def test_a_failing_provenance_lookup_does_not_leak_the_error_text(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(_self: Runtime, _request_id: str) -> dict[str, Any]:
+        raise OSError("sqlite:////srv/secret/path/mlflow.db: unable to open database file")
+
+    monkeypatch.setattr(Runtime, "explain", explode)
+    resp = client.get("/provenance/" + "a" * 32)
+    assert resp.status_code == 503
+    assert "registry is unavailable" in resp.text and "secret" not in resp.text and "sqlite" not in resp.text
