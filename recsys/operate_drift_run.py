@@ -102,7 +102,10 @@ def _hooks(
                                drifts=drifts, progress=False)  # fmt: skip
 
     def ingest() -> str:
-        stats = build_worker(get_ingest_settings().model_copy(update={"metrics_port": 0})).run(idle_exit_s=5)
+        # A daily catch-up, like a nightly batch: the movie job (sessions, movie features) runs once at
+        # the end instead of every 30 wall seconds while the day's lines are consumed.
+        update = {"metrics_port": 0, "movie_refresh_s": 1e9}
+        stats = build_worker(get_ingest_settings().model_copy(update=update)).run(idle_exit_s=5)
         return f"ingestion: {stats.messages:,} messages, {stats.landed:,} landed, {stats.dlq:,} to the DLQ"
 
     return DriftHooks(
