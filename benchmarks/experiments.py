@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--operate-days", type=int, default=14, help="Simulated days of the operate drift demo (0: skip)."
     )
     p.add_argument("--drift-day", type=int, default=3, help="Day of the demo (0-based) the drifts start.")
-    p.add_argument("--operate-rate", type=float, default=300, help="Sessions per simulated hour in the demo.")
+    p.add_argument("--operate-rate", type=float, default=200, help="Sessions per simulated hour in the demo.")
     p.add_argument(
         "--operate-tune-seconds", type=float, default=5.0, help="Optuna time box of operate's retrains."
     )
