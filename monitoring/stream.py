@@ -25,6 +25,7 @@ from events.batch import parse_batch
 from events.kafka import make_consumer
 from ingestion.progress import atomic_write
 from monitoring import metrics as M  # noqa: N812
+from monitoring import safe_pickle
 from monitoring.catalog import MovieFacts
 from monitoring.exporter import start_exporter
 from monitoring.layout import MonitorLayout
@@ -66,7 +67,8 @@ class StreamSummary:
 def _load_checkpoint(layout: MonitorLayout) -> dict[str, Any] | None:
     if not layout.checkpoint.exists():
         return None
-    state: dict[str, Any] = pickle.loads(layout.checkpoint.read_bytes())
+    # Restricted: a file planted in the var dir must not be able to run code in the job.
+    state: dict[str, Any] = safe_pickle.loads(layout.checkpoint.read_bytes())
     if state.get("version") != CHECKPOINT_VERSION:
         raise RuntimeError(
             f"{layout.checkpoint} has format {state.get('version')}, expected {CHECKPOINT_VERSION}"

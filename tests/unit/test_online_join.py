@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from monitoring import safe_pickle
 from monitoring.online import SEC, OnlineJoin, attribution
 
 T0 = 1_700_000_000 * SEC - (1_700_000_000 * SEC) % (300 * SEC)  # a window boundary
@@ -131,7 +132,8 @@ def test_a_restart_from_a_snapshot_gives_the_same_rows_as_an_uninterrupted_run()
     second_half(whole)
     restarted = _join()
     first_half(restarted)
-    state = pickle.loads(pickle.dumps(restarted.snapshot()))
+    # The job's own loader: restricted to the types a checkpoint holds (a state it refused would fail here).
+    state = safe_pickle.loads(pickle.dumps(restarted.snapshot(), protocol=pickle.HIGHEST_PROTOCOL))
     resumed = _join()
     resumed.restore(state)
     second_half(resumed)
@@ -148,3 +150,27 @@ def test_hostile_provenance_records_are_ignored_and_lines_still_count() -> None:
     join.recommendation(T0, 1, 200, LIST, 40)
     rows = _rows(join)
     assert _total(rows, "requests") == 1 and [r["model"] for r in rows] == ["v3"]
+
+
+class _Gadget:
+    """What a planted checkpoint would hold: an object whose unpickling runs a command."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        import os
+
+        return (os.system, ("touch /tmp/recsys-pwned-by-checkpoint",))
+
+
+def test_a_planted_checkpoint_cannot_run_code_in_the_job(tmp_path: Any) -> None:
+    import os
+
+    marker = "/tmp/recsys-pwned-by-checkpoint"
+    if os.path.exists(marker):
+        os.remove(marker)
+    payload = pickle.dumps({"version": 1, "join": _Gadget()})
+    with pytest.raises(safe_pickle.UnsafeCheckpointError, match=r"(posix|os)\.system"):
+        safe_pickle.loads(payload)
+    assert not os.path.exists(marker)
+    # Nor through a builtin that runs code when called with pickled arguments.
+    with pytest.raises(safe_pickle.UnsafeCheckpointError, match=r"builtins\.eval"):
+        safe_pickle.loads(b"cbuiltins\neval\n(S'1+1'\ntR.")
