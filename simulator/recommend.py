@@ -104,9 +104,7 @@ class RecommendClient:
             status, error = 0, None
             items: tuple[str, ...] = ()
             try:
-                resp = await asyncio.wait_for(
-                    client.get(self.url_for(user_id)), self.timeout_ms / 1000
-                )
+                resp = await asyncio.wait_for(client.get(self.url_for(user_id)), self.timeout_ms / 1000)
                 status = resp.status_code
                 if status == 200:
                     items = parse_answer(resp.text)
