@@ -51,6 +51,21 @@ def load_ratings(offline: Path) -> pd.DataFrame:
     return df
 
 
+def last_days(
+    sessions: pd.DataFrame, ratings: pd.DataFrame, days: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sessions that end, and ratings given, within `days` of the latest session's end: a training window.
+
+    Retraining then costs the same every day instead of growing with the log, and old tastes stop
+    weighing on a model that must follow drift.
+    """
+    cut = sessions[C.END_TS].max() - pd.Timedelta(days=days)
+    return (
+        sessions[sessions[C.END_TS] >= cut].reset_index(drop=True),
+        ratings[ratings["ts"] >= cut].reset_index(drop=True),
+    )
+
+
 def load_movies(offline: Path) -> pd.DataFrame:
     """Latest catalogue facts per movie (movie_id, cost, runtime, genres) from the movie_metadata view."""
     base = offline / "features" / "movie_metadata"

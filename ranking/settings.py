@@ -57,6 +57,11 @@ class RankSettings(PlatformSettings):
         description="Time box of the Optuna study of LightGBM's knobs on the validation cut-off (0: off).",
     )
     tune_trials: int = Field(20, ge=0, description="Most Optuna trials per training run (0: no tuning).")
+    history_days: float | None = Field(
+        None,
+        gt=0,
+        description="Train on the log's last N days only (unset: all of it); bounds retraining time as the log grows.",
+    )
 
     @property
     def mlflow_dir(self) -> Path:

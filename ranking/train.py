@@ -27,7 +27,7 @@ from ranking.compare import Comparison, compare
 from ranking.cost_rule import CostChoice, choose_cost_rule, test_cost_cut
 from ranking.dataset import ALS_USERS, ExampleSet, Split, build_split, plan_splits
 from ranking.evaluate import OracleFn
-from ranking.interactions import load_movies, load_ratings, load_sessions
+from ranking.interactions import last_days, load_movies, load_ratings, load_sessions
 from ranking.ranker import MODEL_FILE, Ranker, RankerParams
 from ranking.reference_sample import sample_positions, write_reference_sample
 from ranking.report import write_reports
@@ -97,18 +97,24 @@ class TrainResult:
 def prepare(
     var: Path, store: Any, max_users: int | None = None, progress: Any = print, only: set[str] | None = None,
     index_test: CandidateIndex | None = None, defer: frozenset[str] = frozenset(), test_users: int | None = None,
+    history_days: float | None = None,
 ) -> PreparedSets:  # fmt: skip
     """Read the offline store, plan cut-offs, tune the half-life and build the example sets (all, or the named ones).
 
     `index_test`: score the test cut-off with this index (a shipped model's) instead of fitting one.
     `defer`: splits built only when asked for (`PreparedSets.ensure`): the test set belongs to evaluation.
     `test_users`: users sampled on the test cut-off (default `max_users`): more users, a tighter verdict.
+    `history_days`: only the log's last days (`interactions.last_days`); None: all of it.
     """
     offline = var / "offline"
     t0 = time.perf_counter()
     sessions, ratings, movies = load_sessions(offline), load_ratings(offline), load_movies(offline)
     if sessions.empty:
         raise ValueError(f"no watch sessions under {offline}: replay and ingest a log first")
+    if history_days is not None:
+        before = len(sessions)
+        sessions, ratings = last_days(sessions, ratings, history_days)
+        progress(f"training window: the last {history_days:g} days, {len(sessions):,} of {before:,} sessions")
     runtime = dict(zip(movies[C.ITEM], movies["runtime"].astype("float64"), strict=True))
     genres = dict(zip(movies[C.ITEM], movies["genres"], strict=True))
     cost = pd.Series(movies[C.COST].to_numpy(dtype=np.float64), index=movies[C.ITEM]).dropna()
@@ -182,9 +188,11 @@ def train_and_evaluate(
     tune_seconds: float = 60.0,
     tune_trials: int = 20,
     test_users: int | None = None,
+    history_days: float | None = None,
 ) -> TrainResult:
     """Build the sets, tune, train, choose the cost rule, compare on test; write the model and the reports."""
-    prep = prepare(var, store, max_users, progress, defer=frozenset({"test"}), test_users=test_users)
+    prep = prepare(var, store, max_users, progress, defer=frozenset({"test"}), test_users=test_users,
+                   history_days=history_days)  # fmt: skip
     train = ExampleSet.concat([prep.sets[s.name] for s in prep.splits if s.name.startswith("train")])
     valid = prep.sets["valid"]
     cost_scale = float(prep.cost.median()) if len(prep.cost) else 1.0

@@ -92,7 +92,7 @@ def run_training(
     model_dir = var / "models" / "latest"
     result = train_and_evaluate(
         var, store, model_dir, report_dir, oracle=simulator_oracle(var), progress=progress,
-        tune_seconds=settings.tune_seconds, tune_trials=settings.tune_trials,
+        tune_seconds=settings.tune_seconds, tune_trials=settings.tune_trials, history_days=settings.history_days,
     )  # fmt: skip
     if not register:
         return result, None
