@@ -9,7 +9,7 @@ See https://prometheus.io/docs/alerting/latest/configuration/#webhook_config.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,6 +49,32 @@ class AlertmanagerWebhook(BaseModel):
     commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
     externalURL: str = ""  # noqa: N815
     alerts: list[Alert]
+
+
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON Schema with its `$defs` references replaced by the definitions themselves."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
+WEBHOOK_BODY: Final = {
+    "required": True,
+    # Inlined: inside an OpenAPI document `#/$defs/...` would resolve against the document, not the schema.
+    "content": {"application/json": {"schema": _inline_defs(AlertmanagerWebhook.model_json_schema())}},
+}
+"""The sink's request body for the OpenAPI document (the route reads the raw body, so FastAPI cannot infer it)."""
 
 
 async def read_capped(request: Request, max_bytes: int) -> bytes:

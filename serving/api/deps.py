@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.runtime import Runtime
@@ -34,8 +35,23 @@ SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
 """A route parameter receiving the serving settings."""
 
 
-async def require_admin(request: Request, cfg: SettingsDep) -> None:
+ADMIN_BEARER = HTTPBearer(
+    scheme_name="adminToken",
+    description="RECSYS_ADMIN_TOKEN (local mode on a loopback address: the development token when unset).",
+    auto_error=False,  # require_admin answers the 401 itself, in plain text like every error of the app
+)
+"""The admin routes' scheme; as a dependency it also puts the scheme into the OpenAPI document."""
+
+
+async def require_admin(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(ADMIN_BEARER)], cfg: SettingsDep
+) -> None:
     """401 unless the request carries `Authorization: Bearer <admin token>`."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if not (scheme.lower() == "bearer" and cfg.admin_token_matches(token.strip())):
-        raise StarletteHTTPException(401, "admin route: send Authorization: Bearer <RECSYS_ADMIN_TOKEN>")
+    # None: no header, an empty token or another scheme than Bearer (any case); the token comes stripped.
+    if credentials is None or not cfg.admin_token_matches(credentials.credentials):
+        # RFC 9110 15.5.2: a 401 names the scheme that would be accepted.
+        raise StarletteHTTPException(
+            401,
+            "admin route: send Authorization: Bearer <RECSYS_ADMIN_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from serving import metrics as M  # noqa: N812
 from serving.api.deps import RuntimeDep
+from serving.api.responses import VALIDATION, Provenance, Readiness, json_body, text
 from serving.provenance_record import ProvenanceError
 
 REQUEST_ID: Final = re.compile(r"[0-9a-f]{32}")
@@ -21,13 +22,19 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz", response_class=PlainTextResponse)
+@router.get("/healthz", response_class=PlainTextResponse, responses={200: {"description": "`ok`"}})
 async def healthz() -> Response:
     """Liveness: the process answers (fallback lists need nothing else)."""
     return PlainTextResponse("ok")
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: json_body(Readiness, "Ready: a model and the movie features are loaded."),
+        503: json_body(Readiness, "Not ready: `checks` says what is missing."),
+    },
+)
 async def readyz(rt: RuntimeDep) -> Response:
     """Readiness: a model and the movie features are loaded."""
     status = rt.readiness()
@@ -35,7 +42,10 @@ async def readyz(rt: RuntimeDep) -> Response:
     return JSONResponse(status, status_code=200 if status["ready"] else 503)
 
 
-@router.get("/metrics")
+# response_class only documents the answer: Prometheus' text format (the route sets the exact type).
+@router.get(
+    "/metrics", response_class=PlainTextResponse, responses={200: {"description": "Prometheus exposition."}}
+)
 async def metrics_route(rt: RuntimeDep) -> Response:
     """Prometheus exposition."""
     rt.export_gauges()
@@ -43,7 +53,17 @@ async def metrics_route(rt: RuntimeDep) -> Response:
     return Response(body, media_type=content_type)
 
 
-@router.get("/provenance/{request_id}")
+@router.get(
+    "/provenance/{request_id}",
+    responses={
+        200: json_body(Provenance, "The record and its model version's provenance."),
+        400: text("Not a request id: 32 lowercase hex characters, as the X-Request-Id header gives it."),
+        404: text("No record of that request (not this process's, not in the index, not in the topic)."),
+        422: VALIDATION,
+        503: text("Lookups are busy (topic scans at their limit) or the model registry is unavailable."),
+        504: text("Reading the record from the provenance topic took too long."),
+    },
+)
 async def provenance(request_id: str, rt: RuntimeDep) -> Response:
     """Which model version answered a request, the code that trained it and the data it learned from."""
     if not REQUEST_ID.fullmatch(request_id):

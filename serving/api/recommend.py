@@ -18,6 +18,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from serving import metrics as M  # noqa: N812
 from serving.api.deps import RuntimeDep
+from serving.api.responses import VALIDATION, Responses, text
 from serving.cold_start import POLICY as SELF_DESCRIPTION
 from serving.experiments import INTERLEAVE_ARM
 from serving.feature_log import LoggedAnswer
@@ -42,10 +43,39 @@ KEY_FEATURES: Final = (
 MODEL_PATHS: Final = frozenset({"model", NO_FEATURES})
 """Paths on which a model version answered (the provenance record names it)."""
 
+ANSWER_HEADERS: Final = {
+    "X-Request-Id": "The request's id (uuid4 hex): `GET /provenance/<id>` explains the answer.",
+    "X-Model-Version": "`v<N>` of the model that answered, or `none` (fallback, cold start).",
+    "X-Arm": "The experiment arm (`interleave` for an interleaved answer).",
+    "X-Experiment": "The running experiment, or `none`.",
+    "X-Recommendation-Path": "`model`, `model_no_features`, `cold_start` or `fallback`.",
+}
+"""Headers of every answer to a valid user id, for the OpenAPI document."""
+RESPONSES: Final[Responses] = {
+    200: {
+        "description": "Up to 20 movie ids, best first, comma-separated on one line (maybe empty).",
+        "headers": {
+            **{
+                name: {"description": doc, "required": True, "schema": {"type": "string"}}
+                for name, doc in ANSWER_HEADERS.items()
+            },
+            "X-Cold-Start": {
+                "description": "On cold-start answers: the policy and its outcome.",
+                "schema": {"type": "string"},
+            },
+        },
+    },
+    400: text("The user id is not a non-negative integer of at most 18 digits."),
+    422: VALIDATION,
+}
+"""What `/recommend/<userid>` answers (GET; HEAD the same without a body)."""
+
 router = APIRouter(tags=["recommend"])
 
 
-@router.api_route("/recommend/{user_id}", methods=["GET", "HEAD"], response_class=PlainTextResponse)
+@router.api_route(
+    "/recommend/{user_id}", methods=["GET", "HEAD"], response_class=PlainTextResponse, responses=RESPONSES
+)
 async def recommend(user_id: str, rt: RuntimeDep, request: Request) -> Response:
     """Up to 20 movie ids for a user, best first, comma-separated, one line (HEAD: the same without the body)."""
     start = time.perf_counter()
