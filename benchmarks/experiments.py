@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--operate-tune-seconds", type=float, default=5.0, help="Optuna time box of operate's retrains."
     )
+    p.add_argument(
+        "--operate-history-days",
+        type=float,
+        default=7.0,
+        help="Training window of operate's retrains in days (0: the whole log); keeps each day's retrain equally long.",
+    )
     p.add_argument("--seed", type=int, default=7, help="Seed of the world, history and traffic.")
     p.add_argument(
         "--var", type=Path, default=ROOT / "var" / "bench-experiments", help="Var dir (wiped first)."
@@ -295,7 +301,8 @@ class Bench:
                          seed=a.seed + 20)  # fmt: skip
         assert self.ctx.serving_url is not None
         record = run_operate_drift(self.var, str(self.ctx.serving_url), self.ctx.metadata_url, PORTS["frozen"], plan,
-                                   a.plots / "operate_drift.png", a.operate_tune_seconds, self.console.print)  # fmt: skip
+                                   a.plots / "operate_drift.png", a.operate_tune_seconds, self.console.print,
+                                   history_days=a.operate_history_days or None)  # fmt: skip
         record["plot"] = os.path.relpath(record["plot"], ROOT)
         return record
 

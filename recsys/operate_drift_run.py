@@ -128,6 +128,7 @@ def run_operate_drift(
     plot: Path,
     tune_seconds: float,
     log: Callable[[str], None] = print,
+    history_days: float | None = None,
 ) -> dict[str, Any]:
     """Run the demonstration on the set-up platform; the record for the benchmark's `operate` key."""
     from simulator.settings import get_sim_settings
@@ -136,6 +137,8 @@ def run_operate_drift(
     t0 = time.monotonic()
     frozen = _reset(var)
     os.environ["RECSYS_RANK_TUNE_SECONDS"] = str(tune_seconds)  # every training run reads RankSettings anew
+    if history_days is not None:  # a window keeps each day's retrain as long as the first one's
+        os.environ["RECSYS_RANK_HISTORY_DAYS"] = str(history_days)
     state = read_state(get_sim_settings().sim_dir)
     if state is None:
         raise RuntimeError("no simulator state: the history must run first")
@@ -147,6 +150,7 @@ def run_operate_drift(
         api.down()
     record: dict[str, Any] = {
         "plan": plan.__dict__, "frozen_version": frozen, "start": start.isoformat(),
+        "train_history_days": history_days, "tune_seconds": tune_seconds,
         **after_drift(days, plan), "days": [d.to_dict() for d in days],
         "plot": str(plot_days(days, plan, plot)), "seconds": round(time.monotonic() - t0, 1),
     }  # fmt: skip
