@@ -1,0 +1,1 @@
+"""Fault-injection suite: real services through the stack manager, faults injected, outcomes counted."""
