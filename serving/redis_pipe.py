@@ -11,15 +11,20 @@ Failure behaviour the serving code relies on: a refused or lost connection fails
 request at once (ConnectionError) and the next request reconnects; a request that gives up
 (its timeout cancelled it) leaves its slot in the queue, so later replies still go to the
 right requests; when too many requests wait (a hung server) the connection is dropped.
+
+`rediss://` connects over TLS (the server's certificate is verified against the system's CAs, or
+the `ssl_ca_certs=<file>` query parameter's, as redis-py and Feast read the same URL); a
+password in the URL is sent with AUTH before the first command.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
@@ -74,13 +79,26 @@ class _Protocol(asyncio.Protocol):
             self.transport.close()
 
 
+def tls_context(query: str) -> ssl.SSLContext:
+    """The client TLS context of a `rediss://` URL: verified, with the CA file of `ssl_ca_certs` when given."""
+    params = parse_qs(query)
+    context = ssl.create_default_context(cafile=params.get("ssl_ca_certs", [None])[-1])
+    if (
+        params.get("ssl_cert_reqs", ["required"])[-1] == "none"
+    ):  # redis-py's opt-out, for self-signed test servers
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class RedisPipe:
     """One pipelined connection to `redis://[:password@]host[:port][/db]`, opened on first use."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "redis":
-            raise ValueError(f"only redis:// URLs are supported on the request path, got {parts.scheme}://")
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"only redis:// and rediss:// URLs are supported, got {parts.scheme}://")
+        self.tls = tls_context(parts.query) if parts.scheme == "rediss" else None
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
         self.db = int(parts.path.lstrip("/") or 0)
@@ -99,7 +117,9 @@ class RedisPipe:
         async with self._connecting:  # one connect at a time; the others use its result
             if self._protocol is not None and self._protocol.lost is None:
                 return self._protocol
-            _, fresh = await loop.create_connection(_Protocol, self.host, self.port)
+            _, fresh = await loop.create_connection(
+                _Protocol, self.host, self.port, ssl=self.tls, server_hostname=self.host if self.tls else None
+            )
             setup: list[bytes] = []
             if self.password is not None:
                 auth = [self.username.encode()] if self.username else []

@@ -27,7 +27,9 @@ PROMTOOL = Program("promtool", "prometheus")
 AMTOOL = Program("amtool", "prometheus-alertmanager")
 CHROMIUM = Program("chromium", "chromium")
 """Headless browser the dashboard test loads `recsys monitor report` in."""
-ALL = (JAVA, MAVEN, REDIS, PROMETHEUS, ALERTMANAGER, PROMTOOL, AMTOOL, CHROMIUM)
+OPENSSL = Program("openssl", "openssl")
+"""Makes the throwaway CA and certificates of the Redis TLS test."""
+ALL = (JAVA, MAVEN, REDIS, PROMETHEUS, ALERTMANAGER, PROMTOOL, AMTOOL, CHROMIUM, OPENSSL)
 """Everything `make test` needs on the machine."""
 
 
