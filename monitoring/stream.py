@@ -60,7 +60,7 @@ class StreamSummary:
         counts = ", ".join(f"{n:,} {t}" for t, n in self.messages.items())
         return (
             f"monitor: {counts} in {self.seconds:.1f} s ({self.events_per_s:,.0f}/s); {self.windows:,} window rows, "
-            f"{self.ratings:,} ratings credited, {self.unattributed:,} lists without provenance"
+            f"{self.ratings:,} ratings credited, {self.unattributed:,} lists not from this service (no provenance record: another recommender or a lost record)"
         )
 
 
