@@ -7,9 +7,14 @@ encoder: one batched lookup (the profile lookup just before it usually filled th
 cache), `textmodel.describe.parse_description` for each (titles matched against the movies the
 worker has enriched, the sentence encoder loaded once, lazily, on first use: the ONNX model, or
 TF-IDF when it is missing — the row carries the model id either way), and one table of rows.
-A failed lookup, a user the API does not answer for, or a failed parse is tried again after
+A user the API says it does not know, or a failed parse, is tried again after
 `RETRY_BASE_S * 2**attempt` seconds (with the next landed batch after that: a quiet stream
-delays it), at most `MAX_ATTEMPTS` times, then dropped (logged, counted). The rows go where the batch's other user features go (offline Parquet named by the
+delays it), at most `MAX_ATTEMPTS` times, then dropped (logged, counted). A lookup that got no
+answer at all (API down, breaker open, timeout: the client's `Lookup.unavailable`) does not
+spend that budget: an outage of minutes must not cost the users who signed up during it their
+cold-start profile. Those users wait with the same backoff capped at `RETRY_MAX_S` for as long
+as the API stays away; the queue holds at most `MAX_PENDING` users (the oldest are dropped,
+counted as given up) so a dead API cannot grow the worker's memory without bound. The rows go where the batch's other user features go (offline Parquet named by the
 batch, then the online push), so a crash before the progress marker redoes them with the batch.
 
 Pending users live in memory: after a restart, account events replayed from the last snapshot
@@ -32,6 +37,7 @@ from events.metadata import MovieMeta, UserMeta
 from ingestion import metrics
 
 if TYPE_CHECKING:
+    from ingestion.enrichment import Lookup
     from textmodel.describe import ParsedDescription
     from textmodel.encoder import TextEncoder
     from textmodel.titles import TitleIndex
@@ -46,12 +52,16 @@ MAX_ATTEMPTS: Final = 5
 """Tries per user (lookup plus parse) before the description is given up."""
 RETRY_BASE_S: Final = 2.0
 """First retry delay; doubles per attempt."""
+RETRY_MAX_S: Final = 120.0
+"""Longest wait between lookups of a user while the API gives no answer at all."""
+MAX_PENDING: Final = 200_000
+"""Users waiting at most (~100 B each); beyond it the oldest are given up."""
 TITLE_REFRESH_S: Final = 60.0
 """Least wall time between rebuilds of the title index as the enriched catalogue grows."""
 US: Final = pa.timestamp("us", tz="UTC")
 
-UserLookup = Callable[[Sequence[int]], dict[int, UserMeta]]
-"""Metadata API batch lookup of users (missing ids are simply absent)."""
+UserLookup = Callable[[Sequence[int]], "dict[int, UserMeta] | Lookup[int, UserMeta]"]
+"""Metadata API batch lookup of users: found records, or the client's `Lookup` (which also says who got no answer)."""
 Parse = Callable[["str | None", "str | None", "TextEncoder | None", "TitleIndex"], "ParsedDescription"]
 """`textmodel.describe.parse_description`'s signature (tests pass their own)."""
 
@@ -64,6 +74,9 @@ class _Pending:
     """Event time of the row: the account creation, else the event that made the user known."""
     meta: UserMeta | None = None
     attempts: int = 0
+    """Lookups answered without this user, and failed parses: `MAX_ATTEMPTS` of them give up."""
+    waits: int = 0
+    """Lookups that got no answer at all: they only space out the next try."""
     next_try: float = 0.0
 
 
@@ -129,6 +142,13 @@ class DescriptionWriter:
             entry.ts_ns = min(entry.ts_ns, ts_ns) if entry.ts_ns else ts_ns
             if metas is not None and user in metas:
                 entry.meta = metas[user]
+        if len(self.pending) > MAX_PENDING:  # a long outage: keep the newest sign-ups, count the rest
+            for user in list(self.pending)[: len(self.pending) - MAX_PENDING]:  # dicts keep insertion order
+                del self.pending[user]
+                metrics.DESCRIPTIONS.labels("gave_up").inc()
+            log.warning(
+                "self-descriptions: more than %d users waiting, the oldest were given up", MAX_PENDING
+            )
         metrics.DESCRIPTIONS_PENDING.set(len(self.pending))
 
     def update_titles(self, movies: Mapping[str, MovieMeta]) -> None:
@@ -156,22 +176,28 @@ class DescriptionWriter:
         if not due:
             return None
         missing = [u for u in due if self.pending[u].meta is None]
+        unanswered: set[int] = set()
         if missing:
             try:
-                for user, meta in self.users(missing).items():
+                answer = self.users(missing)
+                found = answer if isinstance(answer, dict) else answer.found
+                unanswered = set() if isinstance(answer, dict) else set(answer.unavailable)
+                for user, meta in found.items():
                     if user in self.pending:
                         self.pending[user].meta = meta
-            except (
-                Exception
-            ) as exc:  # the API client should not raise; if it does, everyone waits for a retry
+            except Exception as exc:  # the API client should not raise; if it does, nobody got an answer
                 log.warning("self-description lookup failed (%s)", exc)
+                unanswered = set(missing)
         encoder = self._encoder_or_none()
         titles = self._titles if self._titles is not None else self._build_titles([], [])
         done: list[tuple[int, _Pending, ParsedDescription]] = []
         for user in due:
             entry = self.pending[user]
+            if entry.meta is None and user in unanswered:
+                self._wait(entry, now)
+                continue
             if entry.meta is None:
-                self._retry(user, entry, now, "no metadata answer")
+                self._retry(user, entry, now, "the metadata API does not know the user")
                 continue
             try:
                 parsed = self._parse(entry.meta.likes, entry.meta.dislikes, encoder, titles)
@@ -195,6 +221,11 @@ class DescriptionWriter:
                 log.exception("text encoder could not be loaded; descriptions wait")
                 return None
         return self._encoder
+
+    def _wait(self, entry: _Pending, now: float) -> None:
+        entry.waits += 1
+        entry.next_try = now + min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (entry.waits - 1))
+        metrics.DESCRIPTIONS.labels("waiting").inc()
 
     def _retry(self, user: int, entry: _Pending, now: float, why: str) -> None:
         entry.attempts += 1

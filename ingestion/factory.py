@@ -21,7 +21,7 @@ def build_worker(settings: IngestSettings, online: bool = True, enrich: bool = T
 
         client = MetadataClient(settings.enrichment.model_copy(update={"base_url": settings.meta_url}))
         movies, users = client.get_movies, client.get_users
-        descriptions = DescriptionWriter(client.get_users)
+        descriptions = DescriptionWriter(client.lookup_users)  # its Lookup says who got no answer
     return IngestWorker(settings, online=writer, movies=movies, users=users, descriptions=descriptions)
 
 

@@ -73,7 +73,8 @@ ONLINE_REBUILD_SECONDS = Gauge(
 DESCRIPTIONS = Counter(
     "recsys_ingest_descriptions_total",
     "Users' self-descriptions by outcome: stored (a user_description row written), retried "
-    "(lookup or encode failed, tried again later), gave_up (attempts exhausted).",
+    "(the API did not know the user or the parse failed; tried again later), waiting (the API gave no "
+    "answer; tried again without spending attempts), gave_up (attempts exhausted or queue full).",
     ["outcome"],
 )
 DESCRIPTIONS_PENDING = Gauge(

@@ -16,6 +16,7 @@ from feature_repo.config import arrow_schema
 from feature_repo.user_features import user_description
 from ingestion import descriptions as D  # noqa: N812
 from ingestion.descriptions import DescriptionWriter
+from ingestion.enrichment import Lookup
 from textmodel.describe import ParsedDescription
 from textmodel.tfidf import TfidfEncoder
 from textmodel.titles import TitleIndex
@@ -170,3 +171,44 @@ def test_titles_index_follows_the_enriched_catalogue() -> None:
     clock.now = D.TITLE_REFRESH_S + 1
     w.update_titles(movies)
     assert built == [1, 2]
+
+
+class OutageApi(Api):
+    """The client's real answer shape: a `Lookup` that says which ids got no answer (API down)."""
+
+    def __call__(self, ids: Sequence[int]) -> Lookup[int, UserMeta]:  # type: ignore[override]
+        self.asked.append(list(ids))
+        if self.down:
+            return Lookup(unavailable=set(ids))
+        found = {u: self.users[u] for u in ids if u in self.users}
+        return Lookup(found=found, not_found=set(ids) - set(found))
+
+
+def test_an_outage_longer_than_the_retry_budget_costs_no_description() -> None:
+    api, clock = OutageApi({5: meta(5)}), Clock()
+    w = writer(api, clock)
+    api.down = True
+    w.want({5: 1})
+    for _ in range(3 * D.MAX_ATTEMPTS):  # an outage far longer than MAX_ATTEMPTS lookups
+        clock.now += D.RETRY_MAX_S
+        assert w.rows(0) is None
+    assert w.pending[5].attempts == 0 and w.pending[5].next_try - clock.now <= D.RETRY_MAX_S
+    api.down = False
+    clock.now += D.RETRY_MAX_S
+    rows = w.rows(0)
+    assert rows is not None and rows.column("user_id").to_pylist() == [5], "described once the API is back"
+
+
+def test_a_user_the_api_does_not_know_is_still_given_up_and_the_queue_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api, clock = OutageApi({}), Clock()
+    w = writer(api, clock)
+    w.want({6: 1})
+    for attempt in range(D.MAX_ATTEMPTS):
+        clock.now += D.RETRY_BASE_S * 2**attempt
+        assert w.rows(0) is None
+    assert 6 not in w.pending, "a definite 'no such user' spends the attempts"
+    monkeypatch.setattr(D, "MAX_PENDING", 3)
+    w.want({u: u for u in range(10, 16)})
+    assert list(w.pending) == [13, 14, 15], "the newest sign-ups are kept"
