@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -90,6 +91,16 @@ class KafkaBroker:
     def down(self) -> bool:
         """Stop the broker if we started it (a controlled shutdown takes a few seconds)."""
         return self.proc.stop(timeout_s=30.0)
+
+    def kill(self, sig: signal.Signals = signal.SIGKILL) -> int:
+        """Fault drills: end the broker with `sig` (SIGTERM: controlled shutdown; SIGKILL: a crash); returns its pid.
+
+        Waits until the process is gone; `up()` restarts it on the same storage. A broker this
+        stack did not start (external, or started by hand) cannot be killed: StackError.
+        """
+        if self.kafka.external:
+            raise StackError(f"Kafka at {self.address} is external: the stack cannot signal it")
+        return self.proc.kill(sig, timeout_s=60.0)
 
     def _healthy(self) -> bool:
         return broker_reachable(self.kafka, timeout_s=1.0)

@@ -98,6 +98,24 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self, sig: signal.Signals = signal.SIGKILL, timeout_s: float = 30.0) -> int:
+        """Fault drills: send `sig` to the process group and wait until the process is gone; returns its pid.
+
+        Unlike `stop`, nothing escalates: a SIGTERM that does not end the process within `timeout_s`
+        is a StackError, as is a process this stack did not start (no pid file, or a stale one).
+        """
+        pid = self.pid()
+        if pid is None:
+            raise StackError(f"{self.name} is not running under this stack's control (no live pid file)")
+        _signal_group(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise StackError(f"{self.name} (pid {pid}) outlived {sig.name} by {timeout_s:.0f} s")
+            time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return pid
+
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     try:
