@@ -25,6 +25,7 @@ from core.errors import RecsysError
 from core.noise import quiet_third_party
 from serving.api import admin, ops, recommend
 from serving.api.recommend import KEY_FEATURES, USER_ID, answer
+from serving.api.responses import distinct_operation_ids
 from serving.runtime import Runtime
 from serving.settings import ServingSettings, get_serving_settings
 
@@ -61,6 +62,7 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
                   docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                   openapi_url="/openapi.json" if docs else None)  # fmt: skip
     app.state.settings = cfg
+    distinct_operation_ids(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> Response:

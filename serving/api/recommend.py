@@ -24,7 +24,7 @@ from serving.experiments import INTERLEAVE_ARM
 from serving.feature_log import LoggedAnswer
 from serving.interleave_path import NO_FEATURES, interleave, ranked
 from serving.provenance_record import ProvenanceRecord, hash_features
-from serving.recommender import Outcome, has_history
+from serving.recommender import Outcome, finalize, has_history
 from serving.routing import resolve_model
 from serving.runtime import Runtime
 from serving.user_features import FeaturesUnavailableError
@@ -74,7 +74,11 @@ router = APIRouter(tags=["recommend"])
 
 
 @router.api_route(
-    "/recommend/{user_id}", methods=["GET", "HEAD"], response_class=PlainTextResponse, responses=RESPONSES
+    "/recommend/{user_id}",
+    methods=["GET", "HEAD"],
+    response_class=PlainTextResponse,
+    responses=RESPONSES,
+    operation_id="recommend",  # FastAPI would derive it from whichever method its set yields first
 )
 async def recommend(user_id: str, rt: RuntimeDep, request: Request) -> Response:
     """Up to 20 movie ids for a user, best first, comma-separated, one line (HEAD: the same without the body)."""
@@ -140,6 +144,9 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
         except Exception as exc:  # a broken model must not take availability with it
             log.exception("model path failed for user %s", user_id)
             outcome = rt.fallback_outcome(user_id, bundle, f"model_error:{type(exc).__name__}")
+    s = rt.settings  # every path: adult rule, genre cap, exploration (not of interleaved lists), counted
+    outcome = finalize(outcome, user, user_id, rt.table, rt.fallback, rt.now(), s.max_genre_share,
+                       s.exploration_share, explore=interleaved is None)  # fmt: skip
     body = ",".join(outcome.movies)
     latency = time.perf_counter() - start
     served_version = bundle.version if bundle is not None and outcome.path in MODEL_PATHS else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 Responses = dict[int | str, dict[str, Any]]
@@ -124,3 +125,29 @@ class Provenance(BaseModel):
         description="Code, features and training data; null without a model."
     )
     note: str | None = Field(None, description="Set when no model answered the request.")
+
+
+def distinct_operation_ids(app: FastAPI) -> None:
+    """Give each operation of a multi-method route its own operationId (FastAPI repeats one: GET/HEAD `/recommend`).
+
+    Clients generated from the document key methods by operationId, so a repeated one makes them
+    drop an operation; the HEAD of `/recommend/{user_id}` becomes `recommend_head`.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        first_build = app.openapi_schema is None
+        schema = build()  # FastAPI caches it in app.openapi_schema: the renaming below is done once
+        if first_build:
+            by_id: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+            for path in schema.get("paths", {}).values():
+                for method, operation in path.items():
+                    by_id.setdefault(operation.get("operationId", ""), []).append((method, operation))
+            for op_id, operations in by_id.items():
+                if len(operations) > 1:  # GET keeps the id; the others get their method appended
+                    for method, operation in operations:
+                        if method != "get":
+                            operation["operationId"] = f"{op_id}_{method}"
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

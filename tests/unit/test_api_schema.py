@@ -242,6 +242,17 @@ def test_openapi_lists_every_route_the_app_serves(client: TestClient) -> None:
     assert _hidden(app.routes) == {"/recommend", "/recommend/"}
 
 
+def test_each_operation_has_its_own_operation_id(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    recommend = spec["paths"]["/recommend/{user_id}"]
+    assert (recommend["get"]["operationId"], recommend["head"]["operationId"]) == (
+        "recommend",
+        "recommend_head",
+    )
+
+
 def test_openapi_documents_each_operations_answers(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     responses = {
