@@ -3,12 +3,17 @@
 Cost model: log cost grows with (standardised) log popularity and recency, plus independent
 noise, and does not look at quality at all; so old, little-known, well-made movies are cheap
 and a cost-aware ranker has good cheap movies to find.
+
+Adult flag (TMDB's and the course API's `adult`): `ADULT_SHARE` of the movies, chosen by a hash
+of the seeded `tmdb_id` rather than by a draw from the generator, so adding the flag changed no
+other value of a seed's world and worlds stored before it get the same flags when loaded.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +23,17 @@ from simulator.vocab import GENRES, LANGUAGE_SHARES, LANGUAGES
 
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
+
+ADULT_SHARE: Final = 0.02
+"""Share of the catalogue flagged adult (a small one, as on TMDB)."""
+_GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
+"""Fibonacci hashing multiplier: spreads consecutive ids over the whole 64-bit range."""
+
+
+def adult_flags(tmdb_id: NDArray[np.integer], share: float = ADULT_SHARE) -> NDArray[np.bool_]:
+    """Which movies are adult: a fixed hash of each `tmdb_id` below `share` (deterministic per world seed)."""
+    h = np.asarray(tmdb_id, dtype=np.int64).astype(np.uint64) * _GOLDEN  # wraps modulo 2**64 by design
+    return np.asarray((h >> np.uint64(11)).astype(np.float64) / float(2**53) < share, dtype=np.bool_)
 
 
 @dataclass(slots=True)
@@ -49,6 +65,11 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.slug)
+
+    @property
+    def adult(self) -> NDArray[np.bool_]:
+        """Public: the movie is adult-only (`adult_flags` of the tmdb ids; the metadata API's `adult`)."""
+        return adult_flags(self.tmdb_id)
 
     @property
     def pop_z(self) -> F32:

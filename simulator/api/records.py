@@ -1,7 +1,8 @@
 """Public user and movie records, looked up by id: what the metadata API serves.
 
 Users stay in an Arrow table (1M rows, a few hundred MB) and are converted per request; the
-20K movie records are built once as JSON-ready dicts with TMDB-style genres.
+20K movie records are built once as JSON-ready dicts with TMDB-style genres and the `adult`
+flag (`simulator.catalog.adult_flags` of the tmdb id, so it needs no column in the stored world).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simulator.api.errors import MalformedIdError, TooManyIdsError
+from simulator.catalog import adult_flags
 from simulator.store import read_public
 from simulator.vocab import GENRES
 from simulator.world import WorldMeta
@@ -64,8 +66,10 @@ class MetadataStore:
             i = movies.schema.get_field_index(name)
             movies = movies.set_column(i, name, pc.round(movies.column(name).cast(pa.float64()), 3))
         self._movies: list[Record] = movies.to_pylist()
-        for rec in self._movies:
+        adult = adult_flags(movies.column("tmdb_id").to_numpy()).tolist()
+        for rec, flag in zip(self._movies, adult, strict=True):
             rec["genres"] = [{"id": _GENRE_IDS[g], "name": g} for g in rec["genres"]]
+            rec["adult"] = flag
         self._movie_index = {rec["id"]: i for i, rec in enumerate(self._movies)}
 
     @classmethod

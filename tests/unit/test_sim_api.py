@@ -21,7 +21,7 @@ from simulator.world import World, generate_world
 
 MOVIE_FIELDS = {
     "id", "tmdb_id", "imdb_id", "title", "genres", "overview", "popularity", "vote_average", "vote_count",
-    "release_date", "runtime", "original_language", "cost",
+    "release_date", "runtime", "original_language", "cost", "adult",
 }  # fmt: skip
 
 
