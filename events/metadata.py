@@ -54,6 +54,8 @@ class MovieMeta(BaseModel):
     runtime: int | None = None
     original_language: str | None = None
     cost: float | None = None
+    adult: bool | None = None
+    """Adult-only title (TMDB's flag); None when the API did not say."""
 
     @field_validator("genres", mode="before")
     @classmethod

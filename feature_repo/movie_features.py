@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from feast import FeatureView, Field
-from feast.types import Array, Float32, Int64, String
+from feast.types import Array, Bool, Float32, Int64, String
 
 from feature_repo.data_sources import (
     movie_metadata_push_source,
@@ -79,6 +79,12 @@ movie_metadata = FeatureView(
         Field(name="runtime", dtype=Int64, description="Runtime in minutes."),
         Field(name="vote_average", dtype=Float32, description="TMDB vote average, 0..10."),
         Field(name="tmdb_popularity", dtype=Float32, description="TMDB popularity score."),
+        Field(
+            name="adult",
+            dtype=Bool,
+            description="Adult-only title (metadata API `adult`); null when unknown. Serving keeps "
+            "adult titles from users under 18 or of unknown age (docs/constraints.md); not a ranker input.",
+        ),
     ],
     source=movie_metadata_push_source,
     online=True,

@@ -17,7 +17,8 @@ and missing or renamed fields, so every step here is lenient and bounded:
 - every record is checked against the response schema (`ingestion.metadata_records`): each
   missing, null or invalid field is counted (`recsys_enrichment_schema_errors_total{kind,field}`)
   and logged at most once per field per `schema_log_interval_s`; invalid fields are dropped
-  (the record is kept) and a blank field never replaces the last good value seen for that id.
+  (the record is kept) and a blank field never replaces the last good value seen for that id
+  (so a known `adult` flag is never lost to a later answer without it; absent, it stays None).
 
 Breaker state, requests by outcome, latency, cache lookups and schema errors are Prometheus
 metrics (`ingestion.metrics`, served on the ingest metrics port). Nothing here raises on a bad

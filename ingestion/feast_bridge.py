@@ -3,7 +3,8 @@
 Data engineers run `feast apply` from `feature_repo/` (docs/features.md); workers and jobs
 call `open_feature_store`, so a fresh machine works without that manual step. The check
 compares each registered source path with this var dir's, so a registry that points at
-another var dir's Parquet files is re-applied rather than silently read.
+another var dir's Parquet files is re-applied rather than silently read, and each view's field
+names, so a field added to a definition reaches an existing registry.
 """
 
 from __future__ import annotations
@@ -32,19 +33,27 @@ def open_feature_store(var: Path, redis_url: str, apply: bool = True) -> Any:
     """A FeatureStore on `<var>/feast/registry.db` and Redis; (re)applies definitions when missing or stale."""
     from feast import FeatureView
 
-    from feature_repo.config import definitions, open_store
+    from feature_repo.config import arrow_schema, definitions, offline_dir, open_store
+    from ingestion.movie_features import upgrade_files
 
     store = open_store(var, redis_url)
     objects = definitions(var)
     _seed_empty_views(objects, var)
     if apply:
-        wanted = {
-            o.name: getattr(o.batch_source, "path", None) for o in objects if isinstance(o, FeatureView)
-        }
+        views = {o.name: o for o in objects if isinstance(o, FeatureView)}
+        wanted = {name: _shape(v) for name, v in views.items()}
         try:
-            have = {fv.name: getattr(fv.batch_source, "path", None) for fv in store.list_feature_views()}
+            have = {fv.name: _shape(fv) for fv in store.list_feature_views()}
         except Exception:  # no registry yet
             have = {}
         if have != wanted:
+            # A view that gained a field: its older Parquet files get it as nulls first (DuckDB globs).
+            for name in (n for n in wanted if n in have and have[n][1] != wanted[n][1]):
+                upgrade_files(offline_dir(name, var), arrow_schema(views[name]))
             store.apply(objects)
     return store
+
+
+def _shape(view: Any) -> tuple[Any, tuple[str, ...]]:
+    """What a registered view must match: its source path and its field names (a new field re-applies)."""
+    return getattr(view.batch_source, "path", None), tuple(sorted(f.name for f in view.features))

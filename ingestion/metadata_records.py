@@ -7,7 +7,9 @@ The client (`ingestion.enrichment`) moves bytes; this module decides what they m
 - `MovieRecord` / `UserRecord`: the API's response schema. Every contract field must be present;
   `cost`, `genres` and `age` (the fields features and the cost penalty need) must also be
   non-null. A record is checked against it, and each violated field is reported by name, so a
-  renamed field (`cost` -> `price`) is a counted `missing` violation rather than a silent null;
+  renamed field (`cost` -> `price`) is a counted `missing` violation rather than a silent null.
+  `adult` (the course API's and TMDB's flag, read by serving's adult-title rule) is the one
+  optional field: an API that does not send it leaves it unknown (None), not a violation;
 - `parse_record`: the lenient `events.metadata` model with only the valid fields, the violations
   and the unexpected fields (where a renamed field shows up);
 - `keep_last_good`: a null or missing value never replaces a value known from an earlier answer.
@@ -44,7 +46,7 @@ class _Record(BaseModel):
 
 
 class MovieRecord(_Record):
-    """A movie as the API must send it: every field present; `cost` and `genres` not null."""
+    """A movie as the API must send it: every field present but `adult`; `cost` and `genres` not null."""
 
     id: str
     tmdb_id: int | None
@@ -59,6 +61,8 @@ class MovieRecord(_Record):
     runtime: int | None
     original_language: str | None
     cost: float = Field(ge=0)
+    adult: bool | None = None
+    """Optional: absent or null means unknown (serving's rule for unknown flags: docs/constraints.md)."""
 
 
 class UserRecord(_Record):

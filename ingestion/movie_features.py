@@ -9,6 +9,10 @@ refresh adds the hours completed since the last one, plus one row for the hour i
 progress stamped at the newest play (the freshest online value). Windows are counted in
 whole hours; plays arriving after their hour was written are not folded back (documented
 approximation).
+
+A view that gains a column (`movie_metadata.adult`) would leave older files without it, and
+DuckDB reads a glob with the first file's columns and fails on a file missing one of them, so
+`write_rows` first gives older files the new columns as nulls (once per schema: `_schema.json`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -33,6 +38,8 @@ RATING_VIEW = "movie_rating_stats"
 METADATA_VIEW = "movie_metadata"
 HOUR_NS = 3_600 * 10**9
 _STATE = "_movie_job.json"
+_SCHEMA = "_schema.json"
+"""In a view's folder: the column names every Parquet file there is known to have."""
 
 
 def _glob(layout: OfflineLayout, kind: str) -> str | None:
@@ -167,6 +174,7 @@ def _metadata(meta: Mapping[str, MovieMeta], first_play_ns: Mapping[str, int], n
             "runtime": pa.array([meta[m].runtime for m in known], pa.int64()),
             "vote_average": pa.array([meta[m].vote_average for m in known], pa.float32()),
             "tmdb_popularity": pa.array([meta[m].popularity for m in known], pa.float32()),
+            "adult": pa.array([meta[m].adult for m in known], pa.bool_()),
         }
     )
 
@@ -226,10 +234,38 @@ def latest_per_movie(table: pa.Table) -> pa.Table:
 
 
 def write_rows(layout: OfflineLayout, rows: Mapping[str, pa.Table], stamp_ns: int) -> None:
-    """Append each view's rows as one file named by the refresh time."""
+    """Append each view's rows as one file named by the refresh time (older files first get any new column)."""
     for view, table in rows.items():
+        upgrade_files(layout.feature_dir(view), table.schema)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         atomic_write(
             layout.feature_dir(view) / f"refresh-{stamp_ns:020d}.parquet", sink.getvalue().to_pybytes()
         )
+
+
+def upgrade_files(folder: Path, schema: pa.Schema) -> list[Path]:
+    """Rewrite the folder's Parquet files that lack a column of `schema`, with that column null; the paths rewritten.
+
+    Once per set of column names (recorded in `_schema.json`), so the steady state costs one small
+    file read per write. Each file is replaced atomically: a concurrent reader sees it whole.
+    """
+    marker = folder / _SCHEMA
+    names = sorted(schema.names)
+    if marker.is_file() and json.loads(marker.read_text()) == names:
+        return []
+    rewritten = []
+    for path in sorted(folder.glob("*.parquet")):
+        missing = [f for f in schema if f.name not in pq.read_schema(path).names]
+        if not missing:
+            continue
+        table = pq.read_table(path)
+        for f in missing:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        atomic_write(path, sink.getvalue().to_pybytes())
+        rewritten.append(path)
+    if folder.is_dir():
+        atomic_write(marker, json.dumps(names).encode())
+    return rewritten

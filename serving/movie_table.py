@@ -4,6 +4,9 @@ Fetching 500 candidate movies' features from Redis per request costs ~18 ms (FIE
 a table of all 20,000 movies in memory answers the same lookup in microseconds. The table is
 read from the Feast online store (the same values `get_online_features` would return) by a
 background refresher and replaced whole, so a request sees one consistent snapshot.
+
+Besides the ranker's NUMERIC columns it holds `ADULT` (1.0 adult, 0.0 not, NaN unknown), which
+only the post-scoring constraints read (`serving.constraints`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ from serving.online_reader import OnlineLayout
 NUMERIC: Final = (*MOVIE_COLUMNS, MOVIE_YEAR, MOVIE_FIRST_PLAY)
 """Numeric movie columns the transforms read."""
 COST: Final = "movie_metadata__cost"
+ADULT: Final = "movie_metadata__adult"
+"""The adult flag as a float column: 1.0 adult, 0.0 not, NaN unknown (never fed to the ranker)."""
+EXTRA: Final = (ADULT,)
+"""Columns held besides NUMERIC: read by the constraints after scoring, not by the transforms."""
 CHUNK: Final = 5_000
 """Movies per Redis pipeline (bounds one round trip's reply size)."""
 
@@ -97,7 +104,7 @@ class MovieTable:
         rows = self.rows(movie_ids)
         return MovieTable(
             np.asarray(movie_ids, dtype=object),
-            {c: self.gather(c, rows) for c in NUMERIC},
+            {c: self.gather(c, rows) for c in (*NUMERIC, *EXTRA)},
             self.gather_genres(rows),
             loaded_at=self.loaded_at,
             generation=self.generation,
@@ -129,7 +136,7 @@ class MovieTable:
         """A table with no movies (every feature missing): what serving has before the first load."""
         return cls(
             np.empty(0, dtype=object),
-            {c: np.empty(0) for c in NUMERIC},
+            {c: np.empty(0) for c in (*NUMERIC, *EXTRA)},
             np.zeros((0, len(GENRES)), np.float32),
         )
 
@@ -138,7 +145,7 @@ class MovieTable:
         """Build from columns as `get_online_features(...).to_dict()` gives them (full feature names)."""
         ids = np.asarray([str(m) for m in data["movie_id"]], dtype=object)
         columns = {}
-        for name in NUMERIC:
+        for name in (*NUMERIC, *EXTRA):  # a bool (ADULT) becomes 1.0 / 0.0, a missing value NaN
             raw = data.get(name, [None] * len(ids))
             columns[name] = np.asarray([np.nan if v is None else float(v) for v in raw], dtype=np.float64)
         genres = genre_onehot(list(data.get(MOVIE_GENRES, [None] * len(ids))))

@@ -11,7 +11,7 @@ import pytest
 from feast import Entity, FeatureService, FeatureView, FileSource, PushSource, ValueType
 from feast.data_format import ParquetFormat
 from feast.repo_operations import get_repo_files
-from feast.types import Array, Float32, Int64, String
+from feast.types import Array, Bool, Float32, Int64, String
 
 from events.metadata import GENRES
 from feature_repo import config, data_sources, entities, feature_services, movie_features, user_features
@@ -71,6 +71,7 @@ CONTRACT: dict[str, tuple[str, int, dict[str, object]]] = {
             "runtime": Int64,
             "vote_average": Float32,
             "tmdb_popularity": Float32,
+            "adult": Bool,
         },
     ),
 }
