@@ -70,6 +70,25 @@ UNKNOWN_COST: Final = Counter(
     "recsys_list_unknown_cost_movies",
     "Movies in answered lists whose licence cost is unknown (priced at the p90 of known costs).",
 )
+CONSTRAINT_FIRED: Final = Counter(
+    "recsys_constraint_fired",
+    "Answers in which a ranking constraint fired (docs/constraints.md): adult (adult titles removed for a "
+    "user under 18 or of unknown age), adult_unknown (a title of unknown adult flag served to such a user), "
+    "genre_cap (the genre cap re-ordered the list), unknown_cost (candidates priced at the assumed licence cost).",
+    ["constraint"],
+)
+CONSTRAINT_MOVIES: Final = Counter(
+    "recsys_constraint_movies",
+    "Movies each ranking constraint acted on: adult titles removed, unknown-flag titles served to restricted "
+    "users, movies the genre cap passed over, candidates priced at the assumed licence cost.",
+    ["constraint"],
+)
+EXPLORED_SLOTS: Final = Counter(
+    "recsys_exploration_slots",
+    "List slots served with an explored movie (outside the top-100 popular), by where it was drawn from: "
+    "candidates (the user's unserved candidates) or catalogue.",
+    ["source"],
+)
 MODEL_VERSION: Final = Gauge(
     "recsys_model_version", "Registered version served under each ref.", ["ref"], multiprocess_mode="max"
 )

@@ -4,12 +4,16 @@ No I/O here: the app hands in the user's online features (or None when they coul
 read), the model bundle the router chose, the in-memory movie table and the clock. The
 feature matrix comes from `ranking.transforms.matrix_from_columns`, the function training
 uses, so serving cannot drift from what the model learned.
+
+`finalize` is the step after scoring that every answer path goes through: the ranking
+constraints (`serving.constraints`: adult titles, genre cap), the exploration slots
+(`serving.exploration`) and the counting of the unknown-licence-cost rule; docs/constraints.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
@@ -18,8 +22,10 @@ import numpy.typing as npt
 from events.metadata import GENRES
 from ranking.cost_policy import CostRule, rerank
 from ranking.transforms import USER_AFFINITY, affinity_vector, matrix_from_columns, recent_genre_profile
+from serving import constraints, exploration
+from serving import metrics as M  # noqa: N812
 from serving.models import ModelBundle
-from serving.movie_table import COST, NUMERIC, MovieTable
+from serving.movie_table import ADULT, COST, NUMERIC, MovieTable
 
 TOP_K: Final = 20
 """Movies per answer."""
@@ -30,6 +36,10 @@ NUMERIC_INDEX: Final = {name: j for j, name in enumerate(NUMERIC)}
 HISTORY_FEATURES: Final = ("user_watch_stats__watch_count_total", "user_rating_stats__rating_count")
 """Any of these non-zero means the user watched or rated something. Not `last_active_ts`: the account
 creation alone sets it, and a user who only just signed up is a cold-start user."""
+AGE: Final = "user_profile__age"
+"""Online feature: the user's age (None when unknown: the adult rule then treats them as a minor)."""
+RESERVE: Final = 2 * TOP_K
+"""Next-ranked candidates kept after the list on the model path: back-fill for the constraints."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,12 @@ class Outcome:
     """Why the answer is not the model's (fallback) or which cold-start policy served it."""
     scored: ScoredRows | None = None
     """The ranker's input rows and scores (model path with a ranker only): what the feature log samples."""
+    reserve: list[str] = field(default_factory=list)
+    """The next-ranked movies after `movies`, best first: back-fill for the constraints (`finalize`)."""
+    tail: npt.NDArray[Any] | None = None
+    """The candidates not served (movie ids): what exploration draws from; None: draw from the catalogue."""
+    unknown_cost: int | None = None
+    """Candidates the cost rule priced at the assumed cost (model path); None: count the served list's."""
 
 
 def fallback_list(index_popular: Sequence[str], table: MovieTable, k: int = 100) -> list[str]:
@@ -163,7 +179,120 @@ def rank(
     )
     assumed = meta.cost_scale if meta.unknown_cost is None else meta.unknown_cost
     scores = ranker.score(x)
-    top = rerank(scores, block[:, NUMERIC_INDEX[COST]], k, rule, meta.cost_scale, unknown_cost=assumed)
+    cost = block[:, NUMERIC_INDEX[COST]]
+    top = rerank(scores, cost, k, rule, meta.cost_scale, unknown_cost=assumed)
     movies = [str(m) for m in index.items[cands.items[top]]]
     scored = ScoredRows(x, scores, cands.items, index.items, now_s)
-    return Outcome(movies, "model", cands.sources(), rule.lam, scored=scored)
+    # The rest in penalised order: the first RESERVE back-fill the constraints, all of them feed exploration.
+    order = np.argsort(-ranker.penalised(scores, cost, rule.lam), kind="stable")
+    rest = index.items[cands.items[order[~np.isin(order, top)]]]
+    return Outcome(
+        movies, "model", cands.sources(), rule.lam, scored=scored,
+        reserve=[str(m) for m in rest[:RESERVE]], tail=rest,
+        unknown_cost=int(np.count_nonzero(~np.isfinite(cost))),
+    )  # fmt: skip
+
+
+def finalize(
+    outcome: Outcome,
+    user: dict[str, Any] | None,
+    user_id: int,
+    table: MovieTable,
+    popular: Sequence[str],
+    now_s: float,
+    max_genre_share: float,
+    exploration_share: float,
+    explore: bool = True,
+) -> Outcome:
+    """The answer after the constraints and exploration, each counted when it fires (docs/constraints.md).
+
+    Back-fill comes from `outcome.reserve`, then `popular` (the cost-aware popular fallback list,
+    less the user's recent watches); `popular` is also the head exploration never draws from.
+    O(list): one row lookup of the pool (~160 ids), NumPy over it, a greedy walk only when the
+    genre cap fires. `explore=False` (interleaved answers): no exploration, so each slot keeps a team.
+    """
+    if not outcome.movies:
+        return outcome
+    restrict = constraints.restricted((user or {}).get(AGE))
+    recent = set(recent_movies(user))
+    pool = list(dict.fromkeys([*outcome.movies, *outcome.reserve, *(m for m in popular if m not in recent)]))
+    rows = table.rows(pool)
+    genres = table.gather_genres(rows) > 0
+    applied = constraints.apply(
+        table.gather(ADULT, rows), genres, len(outcome.movies),
+        restrict_adult=restrict, max_genre_share=max_genre_share,
+    )  # fmt: skip
+    movies = [pool[i] for i in applied.order.tolist()]
+    _count("adult", applied.adult_removed)
+    _count("genre_cap", applied.genre_deferred)
+    sources = outcome.candidate_sources
+    if explore and exploration_share > 0:
+        explored, source = _explore(
+            movies, genres[applied.order], outcome.tail, user_id, table, {*popular, *recent},
+            now_s, restrict, max_genre_share, exploration_share,
+        )  # fmt: skip
+        if explored:
+            M.EXPLORED_SLOTS.labels(source).inc(explored)
+            sources = {**sources, "exploration": explored}
+    served = table.rows(movies)
+    if restrict:
+        _count("adult_unknown", int(np.count_nonzero(np.isnan(table.gather(ADULT, served)))))
+    unknown = outcome.unknown_cost
+    if unknown is None:
+        unknown = int(np.count_nonzero(~np.isfinite(table.gather(COST, served))))
+    _count("unknown_cost", unknown)
+    if movies == outcome.movies and sources is outcome.candidate_sources:
+        return outcome
+    return replace(outcome, movies=movies, candidate_sources=sources)
+
+
+def _count(constraint: str, movies: int) -> None:
+    """One answer in which `constraint` fired, acting on `movies` movies (nothing when 0)."""
+    if movies:
+        M.CONSTRAINT_FIRED.labels(constraint).inc()
+        M.CONSTRAINT_MOVIES.labels(constraint).inc(movies)
+
+
+def _explore(
+    movies: list[str],
+    list_genres: npt.NDArray[np.bool_],
+    tail: npt.NDArray[Any] | None,
+    user_id: int,
+    table: MovieTable,
+    excluded: set[str],
+    now_s: float,
+    restrict: bool,
+    max_genre_share: float,
+    share: float,
+) -> tuple[int, str]:
+    """Fill the user's exploration slots of `movies` in place; (slots filled, source: candidates or catalogue)."""
+    rng = exploration.generator(user_id, now_s)
+    positions = exploration.slots(rng, len(movies), share)
+    if not len(positions):
+        return 0, ""
+    source = "candidates" if tail is not None and len(tail) else "catalogue"
+    pool = (
+        exploration.tail_order(rng, tail)
+        if tail is not None and len(tail)
+        else exploration.catalogue_draws(rng, table.ids, len(positions))
+    )
+    cap = constraints.genre_cap(len(movies), max_genre_share)
+    adult = table.columns.get(ADULT)
+    row_of = table.row_of
+    rows_genres = list_genres.copy()
+
+    def admissible(movie: str, pos: int) -> bool:
+        # Accepting also records the movie's genres at `pos`: `exploration.fill` puts it there next.
+        row = row_of.get(movie, -1)
+        if row < 0:
+            return False  # no metadata: neither the adult rule nor the cap could be checked
+        if restrict and (adult is None or not len(adult) or adult[row] != 0.0):  # NaN too
+            return False  # a restricted user explores only titles known not to be adult
+        g = table.genres[row] > 0
+        rest = rows_genres.sum(axis=0) - rows_genres[pos]
+        if not constraints.fits_cap(rest[None, :], g, cap):
+            return False
+        rows_genres[pos] = g
+        return True
+
+    return len(exploration.fill(movies, positions, pool, excluded, admissible)), source

@@ -1,4 +1,4 @@
-"""Serving knobs (env prefix `RECSYS_SERVING_`): address, experiment file, admin token, budgets, provenance buffer.
+"""Serving knobs (env prefix `RECSYS_SERVING_`): address, experiment file, admin token, budgets, provenance buffer, constraints.
 
 The admin token guards the admin routes (experiment reload, model swaps). The well-known
 development token `DEV_ADMIN_TOKEN` (what an unset token means) is accepted only in local mode
@@ -149,6 +149,18 @@ class ServingSettings(PlatformSettings):
     )
     feature_log_flush_rows: int = Field(
         20_000, ge=1, description="Rows that make the feature log's writer write a Parquet file at once."
+    )
+    max_genre_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Largest share of a list's slots one genre may take (greedy re-rank, back-filled); 1.0: off.",
+    )
+    exploration_share: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Share of a list's slots (seeded per user and day, never the first) given to movies outside the top-100 popular; 0: off.",
     )
     auto_rebuild: bool = Field(
         True,
