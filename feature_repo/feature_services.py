@@ -15,7 +15,8 @@ ranker_v1 = FeatureService(
         user_profile,
         movie_popularity,
         movie_rating_stats,
-        movie_metadata,
+        # `adult` is a serving rule (serving.constraints), not a ranker input: v1 stays as trained.
+        movie_metadata[[f.name for f in movie_metadata.features if f.name != "adult"]],
     ],
     description="Every user and movie feature, as the v1 LambdaRank ranker trains and scores on.",
     owner="ml@recsys",

@@ -103,6 +103,8 @@ def write_online(store: Any, sessions: pd.DataFrame, recent: dict[int, list[str]
                 data[f.name] = rng.integers(1, 1_000, len(ids))
             elif "Float" in kind:
                 data[f.name] = rng.random(len(ids)) * 5 + 0.1
+            elif "Bool" in kind:  # movie_metadata.adult: no adult titles in this world
+                data[f.name] = [False] * len(ids)
             else:
                 data[f.name] = ["x"] * len(ids)
         return pd.DataFrame(data)

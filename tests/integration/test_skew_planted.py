@@ -83,6 +83,8 @@ def _write_offline(store: Any, var: Path, sessions: pd.DataFrame, recent: dict[i
                 data[f.name] = rng.integers(1, 1_000, len(ids))
             elif "Float" in kind:
                 data[f.name] = rng.random(len(ids)) * 5 + 0.1
+            elif "Bool" in kind:  # movie_metadata.adult: no adult titles in this world
+                data[f.name] = [False] * len(ids)
             else:
                 data[f.name] = ["x"] * len(ids)
         data["event_timestamp"] = data["created"] = [FEATURES_AT] * len(ids)
