@@ -64,13 +64,14 @@ def capped(genres: npt.NDArray[np.bool_], k: int, max_share: float) -> I64:
     if cap is None or k == 0 or int(genres[:k].sum(axis=0).max(initial=0)) <= cap:
         return np.arange(k, dtype=np.int64)
     # Python over at most the pool: per-row genre lists make each step a few int compares.
+    per_row: list[list[int]] = [[] for _ in range(m)]
     rows, cols = np.nonzero(genres)
-    per_row = np.split(cols, np.searchsorted(rows, np.arange(1, m)))
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        per_row[r].append(c)
     counts = [0] * genres.shape[1]
     picked: list[int] = []
     passed: list[int] = []
-    for i, gs in enumerate(per_row):
-        g = gs.tolist()
+    for i, g in enumerate(per_row):
         if all(counts[j] < cap for j in g):
             picked.append(i)
             for j in g:

@@ -1,8 +1,9 @@
 """The ranking step of one answer, and the interleaved answer built from two arms' rankings.
 
 `ranked` is one arm's model answer to a user with history (rank, the missing-features mark, the
-self-description hand-over, the top-up to 20): the plain path and both sides of an interleaving
-use it, so each interleaved team is served exactly as that arm would be in an A/B split.
+self-description hand-over, the top-up to 20, the ranking constraints of `recommender.constrain`):
+the plain path and both sides of an interleaving use it, so each interleaved team is served
+exactly as that arm would be in an A/B split.
 
 `interleave` runs when the router gives a `partner` (a running `interleave` experiment): it ranks
 with team B's own model, λ and budget and merges with team A's list by team draft
@@ -25,7 +26,7 @@ from serving.cold_start_paths import handover_outcome
 from serving.experiments import Arm
 from serving.interleaving import team_draft
 from serving.models import ModelBundle
-from serving.recommender import TOP_K, Outcome, features_missing, rank, recent_movies, without
+from serving.recommender import TOP_K, Outcome, constrain, features_missing, rank, recent_movies, without
 from serving.routing import resolve_model
 from serving.runtime import Runtime
 
@@ -61,7 +62,8 @@ def ranked(rt: Runtime, user_id: int, user: dict[str, Any] | None, bundle: Model
     if len(outcome.movies) < TOP_K:  # too few candidates left: top up, never repeat or re-show
         extra = without(rt.fallback, set(outcome.movies) | set(recent_movies(user)), TOP_K)
         outcome = replace(outcome, movies=(outcome.movies + extra)[:TOP_K])
-    return outcome
+    # Each arm's list under the adult rule and genre cap, so an interleaved team is served as in an A/B split.
+    return constrain(outcome, user, rt.table, rt.fallback, rt.settings.max_genre_share)
 
 
 def merge(

@@ -77,6 +77,8 @@ class Outcome:
     """The candidates not served (movie ids): what exploration draws from; None: draw from the catalogue."""
     unknown_cost: int | None = None
     """Candidates the cost rule priced at the assumed cost (model path); None: count the served list's."""
+    constrained: bool = False
+    """`constrain` already ran (an arm's ranking step does it, so each interleaved team is served constrained)."""
 
 
 def fallback_list(index_popular: Sequence[str], table: MovieTable, k: int = 100) -> list[str]:
@@ -193,6 +195,36 @@ def rank(
     )  # fmt: skip
 
 
+def constrain(
+    outcome: Outcome,
+    user: dict[str, Any] | None,
+    table: MovieTable,
+    popular: Sequence[str],
+    max_genre_share: float,
+) -> Outcome:
+    """The answer under the ranking constraints (adult rule, genre cap), each counted when it fires; once per outcome.
+
+    Back-fill comes from `outcome.reserve`, then `popular` (the cost-aware popular fallback list,
+    less the user's recent watches). O(list): one row lookup of the pool (~160 ids), NumPy over
+    it, a greedy walk only when the genre cap fires.
+    """
+    if outcome.constrained or not outcome.movies:
+        return replace(outcome, constrained=True)
+    recent = set(recent_movies(user))
+    pool = list(dict.fromkeys([*outcome.movies, *outcome.reserve, *(m for m in popular if m not in recent)]))
+    rows = table.rows(pool)
+    applied = constraints.apply(
+        table.gather(ADULT, rows), table.gather_genres(rows) > 0, len(outcome.movies),
+        restrict_adult=constraints.restricted((user or {}).get(AGE)), max_genre_share=max_genre_share,
+    )  # fmt: skip
+    _count("adult", applied.adult_removed)
+    _count("genre_cap", applied.genre_deferred)
+    movies = [pool[i] for i in applied.order.tolist()]
+    used = set(movies)
+    reserve = [m for m in pool[len(outcome.movies) :] if m not in used]
+    return replace(outcome, movies=movies, reserve=reserve, constrained=True)
+
+
 def finalize(
     outcome: Outcome,
     user: dict[str, Any] | None,
@@ -204,32 +236,21 @@ def finalize(
     exploration_share: float,
     explore: bool = True,
 ) -> Outcome:
-    """The answer after the constraints and exploration, each counted when it fires (docs/constraints.md).
+    """The answer as served: `constrain` (unless the ranking step did), exploration slots, the per-answer counts.
 
-    Back-fill comes from `outcome.reserve`, then `popular` (the cost-aware popular fallback list,
-    less the user's recent watches); `popular` is also the head exploration never draws from.
-    O(list): one row lookup of the pool (~160 ids), NumPy over it, a greedy walk only when the
-    genre cap fires. `explore=False` (interleaved answers): no exploration, so each slot keeps a team.
+    `popular` is also the head exploration never draws from. `explore=False` (interleaved
+    answers, whose slots each belong to a team): no exploration. See docs/constraints.md.
     """
     if not outcome.movies:
         return outcome
+    out = constrain(outcome, user, table, popular, max_genre_share)
     restrict = constraints.restricted((user or {}).get(AGE))
-    recent = set(recent_movies(user))
-    pool = list(dict.fromkeys([*outcome.movies, *outcome.reserve, *(m for m in popular if m not in recent)]))
-    rows = table.rows(pool)
-    genres = table.gather_genres(rows) > 0
-    applied = constraints.apply(
-        table.gather(ADULT, rows), genres, len(outcome.movies),
-        restrict_adult=restrict, max_genre_share=max_genre_share,
-    )  # fmt: skip
-    movies = [pool[i] for i in applied.order.tolist()]
-    _count("adult", applied.adult_removed)
-    _count("genre_cap", applied.genre_deferred)
-    sources = outcome.candidate_sources
+    movies, sources = list(out.movies), out.candidate_sources
     if explore and exploration_share > 0:
+        rows = table.rows(movies)
         explored, source = _explore(
-            movies, genres[applied.order], outcome.tail, user_id, table, {*popular, *recent},
-            now_s, restrict, max_genre_share, exploration_share,
+            movies, table.gather_genres(rows) > 0, out.tail, user_id, table,
+            {*popular, *recent_movies(user)}, now_s, restrict, max_genre_share, exploration_share,
         )  # fmt: skip
         if explored:
             M.EXPLORED_SLOTS.labels(source).inc(explored)
@@ -237,13 +258,13 @@ def finalize(
     served = table.rows(movies)
     if restrict:
         _count("adult_unknown", int(np.count_nonzero(np.isnan(table.gather(ADULT, served)))))
-    unknown = outcome.unknown_cost
+    unknown = out.unknown_cost
     if unknown is None:
         unknown = int(np.count_nonzero(~np.isfinite(table.gather(COST, served))))
     _count("unknown_cost", unknown)
     if movies == outcome.movies and sources is outcome.candidate_sources:
         return outcome
-    return replace(outcome, movies=movies, candidate_sources=sources)
+    return replace(out, movies=movies, candidate_sources=sources)
 
 
 def _count(constraint: str, movies: int) -> None:

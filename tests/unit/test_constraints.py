@@ -176,3 +176,17 @@ def test_model_path_keeps_a_reserve_and_a_minor_gets_no_adult_title(bundle: Mode
     out = finalize(rank(user, {AGE: 16}, bundle, t, None, 1.8e9), {AGE: 16}, user, t, [], 1.8e9, 1.0, 0.0)
     assert not adult & set(out.movies) and len(out.movies) == len(ranked.movies)
     assert out.movies[: len(ranked.movies) - len(adult)] == [m for m in ranked.movies if m not in adult]
+
+
+def test_constraints_run_once_per_answer_so_an_interleaved_team_keeps_its_slots() -> None:
+    from serving.recommender import constrain
+
+    t = table(30, adult={1: 1.0})
+    ranked = Outcome([f"m{i}" for i in range(20)], "model", reserve=[f"m{i}" for i in range(20, 30)])
+    before = counted("adult")
+    team = constrain(ranked, {AGE: 9}, t, [], 1.0)  # an arm's ranking step (serving.interleave_path.ranked)
+    assert team.constrained and "m1" not in team.movies and "m20" in team.movies
+    assert "m20" not in team.reserve and "m21" in team.reserve
+    merged = Outcome(team.movies[::-1], "model", constrained=True)  # the merge keeps team A's flag
+    assert finalize(merged, {AGE: 9}, 7, t, [], 1.8e9, 0.5, 0.2, explore=False) is merged
+    assert counted("adult")[1] - before[1] == 1  # counted once
