@@ -146,7 +146,7 @@ def test_run_drift_writes_the_result_the_exporter_reads(tmp_path: Path) -> None:
 def test_schema_diff_of_metadata_records() -> None:
     good = {"id": "m+1999", "tmdb_id": 1, "imdb_id": "tt1", "title": "M", "genres": [{"id": 1, "name": "Drama"}],
             "overview": "o", "popularity": 1.5, "vote_average": 6, "vote_count": 3, "release_date": "1999-01-01",
-            "runtime": 90, "original_language": "en", "cost": 0.5}  # fmt: skip
+            "runtime": 90, "original_language": "en", "cost": 0.5, "adult": False}  # fmt: skip
     expected = expected_schema("movie")
     assert expected["cost"] == {"number", "integer"} and expected["runtime"] == {"integer", "null"}
     assert json_types(list[dict[str, int] | str]) == {"array"}
