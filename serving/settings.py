@@ -62,6 +62,11 @@ class ServingSettings(PlatformSettings):
         validation_alias="RECSYS_ADMIN_TOKEN",
         description="Bearer token of the admin routes; required (16+ chars) beyond loopback or outside local mode.",
     )
+    admin_token_file: Path | None = Field(
+        None,
+        validation_alias="RECSYS_ADMIN_TOKEN_FILE",
+        description="File holding the admin token (a mounted secret), instead of RECSYS_ADMIN_TOKEN; not both.",
+    )
     local_mode: bool = Field(
         True,
         description="Local development: on a loopback host an unset admin token falls back to the well-known dev token.",
@@ -169,7 +174,18 @@ class ServingSettings(PlatformSettings):
 
     @model_validator(mode="after")
     def _admin_token_fits_the_address(self) -> ServingSettings:
-        """Refuse (ValidationError) a dev, unset or short admin token where it is not safe."""
+        """Read the token file if one is named, then refuse (ValidationError) a dev, unset or short token where it is not safe."""
+        if self.admin_token_file is not None:
+            # A file keeps the token out of the process environment (/proc/<pid>/environ, `docker inspect`).
+            if self.admin_token is not None:
+                raise AdminTokenError("set RECSYS_ADMIN_TOKEN or RECSYS_ADMIN_TOKEN_FILE, not both")
+            try:
+                text = self.admin_token_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:  # the path may be named, never the content
+                raise AdminTokenError(
+                    f"RECSYS_ADMIN_TOKEN_FILE {str(self.admin_token_file)!r} cannot be read: {type(exc).__name__}"
+                ) from None
+            self.admin_token = SecretStr(text.strip())
         self.check_admin_token()
         return self
 

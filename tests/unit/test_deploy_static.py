@@ -746,7 +746,15 @@ def test_port_defaults_match_the_ports_compose_relies_on() -> None:
 def test_secrets_come_from_the_environment() -> None:
     for name in services():
         for key, value in environment(name).items():
-            if SECRET_NAME.search(key):
+            if key.endswith("_FILE") and SECRET_NAME.search(key):
+                # A file of a declared compose secret (which the loop below holds to an env variable).
+                secret = PurePosixPath(value or "")
+                assert secret.parent == PurePosixPath("/run/secrets"), (
+                    f"{name}: {key} must be a compose secret"
+                )
+                assert secret.name in (compose().get("secrets") or {}), f"{name}: {key}"
+                assert secret.name in services()[name].get("secrets", []), f"{name}: {key} is not mounted"
+            elif SECRET_NAME.search(key):
                 # No default: compose refuses to start rather than run with a known credential.
                 assert REQUIRED_VAR.match(value or ""), f"{name}: {key} must be ${{VAR:?message}}"
     for name, spec in (compose().get("secrets") or {}).items():
@@ -1188,8 +1196,11 @@ def test_alerts_go_to_the_api_sink_with_the_admin_token() -> None:
     secret = PurePosixPath(credentials).name
     assert credentials == f"/run/secrets/{secret}"
     assert secret in services()["alertmanager"]["secrets"]
-    source = compose()["secrets"][secret]["environment"]
-    assert f"${{{source}:?" in (environment("api")["RECSYS_ADMIN_TOKEN"] or "")
+    # The API reads the same secret as a file, never the token from its environment.
+    assert environment("api")["RECSYS_ADMIN_TOKEN_FILE"] == credentials
+    assert secret in services()["api"]["secrets"]
+    assert "RECSYS_ADMIN_TOKEN" not in environment("api")
+    assert compose()["secrets"][secret]["environment"] == "RECSYS_ADMIN_TOKEN"
 
 
 # === Grafana ===================================================================================

@@ -431,3 +431,28 @@ def test_serving_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, 
     )
     assert s.request_budget_ms < 600 and s.provenance_buffer >= 1
     assert all(f.description for f in ServingSettings.model_fields.values())
+
+
+def test_the_admin_token_can_come_from_a_file_and_the_file_is_checked_like_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("RECSYS_ADMIN_TOKEN", raising=False)
+    monkeypatch.setenv("RECSYS_SERVING_LOCAL_MODE", "false")
+    secret = tmp_path / "admin_token"
+    secret.write_text("a-long-secret-from-a-file-42\n")  # mounted secrets often end with a newline
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN_FILE", str(secret))
+    settings = ServingSettings()
+    assert settings.admin_token_matches("a-long-secret-from-a-file-42")
+    assert "a-long-secret-from-a-file-42" not in repr(settings) + settings.model_dump_json()
+
+    secret.write_text(DEV_ADMIN_TOKEN)
+    with pytest.raises(ValidationError, match="well-known development token"):
+        ServingSettings()
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValidationError, match="cannot be read: FileNotFoundError"):
+        ServingSettings()
+    secret.write_text("a-long-secret-from-a-file-42")
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN_FILE", str(secret))
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN", "another-long-secret-0123")
+    with pytest.raises(ValidationError, match="not both"):
+        ServingSettings()
