@@ -111,8 +111,16 @@ def apply(
     return Applied(order, removed, deferred)
 
 
-def fits_cap(list_genres: npt.NDArray[np.bool_], candidate: npt.NDArray[np.bool_], cap: int | None) -> bool:
-    """Whether a movie with genres `candidate` can join a list whose genre rows are `list_genres` under `cap`."""
+def fits_cap(
+    list_genres: npt.NDArray[np.bool_], pos: int, candidate: npt.NDArray[np.bool_], cap: int | None
+) -> bool:
+    """Whether a movie with genres `candidate` may replace row `pos` of a list with genre rows `list_genres`.
+
+    None of its genres may go over the cap, or over its count in the list already where the
+    cap gave way (the replacement must not make the list worse).
+    """
     if cap is None:
         return True
-    return bool(((list_genres.sum(axis=0) + candidate) <= cap)[candidate].all())
+    counts = list_genres.sum(axis=0)
+    after = counts - list_genres[pos] + candidate
+    return bool((after <= np.maximum(counts, cap))[candidate].all())

@@ -310,8 +310,7 @@ def _explore(
         if restrict and (adult is None or not len(adult) or adult[row] != 0.0):  # NaN too
             return False  # a restricted user explores only titles known not to be adult
         g = table.genres[row] > 0
-        rest = rows_genres.sum(axis=0) - rows_genres[pos]
-        if not constraints.fits_cap(rest[None, :], g, cap):
+        if not constraints.fits_cap(rows_genres, pos, g, cap):
             return False
         rows_genres[pos] = g
         return True

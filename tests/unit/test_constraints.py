@@ -106,6 +106,11 @@ def test_genre_cap_greedy_keeps_rank_order_and_back_fills() -> None:
     assert constraints.capped(multi, 4, 0.5).tolist() == [0, 1, 2, 3]  # 2 dramas, 2 comedies of 4: at the cap
     assert constraints.genre_cap(20, 0.5) == 10 and constraints.genre_cap(3, 0.1) == 1
     assert constraints.genre_cap(20, 1.0) is None
+    listed = onehot([[DRAMA]] * 3 + [[COMEDY]])
+    assert not constraints.fits_cap(listed, 3, onehot([[DRAMA]])[0], 2)  # a 4th drama: over the cap
+    assert constraints.fits_cap(listed, 0, onehot([[DRAMA]])[0], 2)  # drama for drama: no worse
+    assert constraints.fits_cap(listed, 3, onehot([[HORROR]])[0], 2)
+    assert constraints.fits_cap(listed, 3, onehot([[DRAMA]])[0], None)
 
 
 def test_genre_cap_fires_on_answers_and_is_counted() -> None:
@@ -190,3 +195,31 @@ def test_constraints_run_once_per_answer_so_an_interleaved_team_keeps_its_slots(
     merged = Outcome(team.movies[::-1], "model", constrained=True)  # the merge keeps team A's flag
     assert finalize(merged, {AGE: 9}, 7, t, [], 1.8e9, 0.5, 0.2, explore=False) is merged
     assert counted("adult")[1] - before[1] == 1  # counted once
+
+
+def test_through_the_api_a_user_of_unknown_age_gets_no_adult_title(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.models import ModelManager
+    from serving.provenance import ProvenanceLog
+    from serving.routing import Router
+    from serving.runtime import Runtime, check_bundle
+    from serving.settings import ServingSettings
+
+    settings = ServingSettings(RECSYS_VAR_DIR=tmp_path, exploration_share=0.1)  # type: ignore[call-arg]
+    runtime = Runtime(settings, Router(), ModelManager(lambda: None, check_bundle, 60.0), None,
+                      ProvenanceLog(index_size=10))  # fmt: skip
+    runtime.table = table(200, adult={0: 1.0, 5: 1.0, 30: 1.0})
+    runtime.fallback = [f"m{i}" for i in range(100)]
+    with TestClient(create_app(settings, runtime)) as client:
+        before = counted("adult")  # after the start-up's warm-up requests
+        # No feature store: the features cannot be read, the age is unknown, the answer is the fallback list.
+        response = client.get("/recommend/42")
+        again = client.get("/recommend/42")
+    ids = response.text.split(",")
+    assert response.headers["X-Recommendation-Path"] == "fallback" and len(ids) == 20
+    assert not {"m0", "m5", "m30"} & set(ids)
+    assert sum(int(m[1:]) >= 100 for m in ids) == 2  # two explored slots from outside the popular head
+    assert again.text == response.text  # seeded per user and day
+    assert counted("adult")[0] - before[0] == 2
