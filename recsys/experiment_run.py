@@ -95,6 +95,39 @@ def wait_for_experiment(
     )
 
 
+def wait_for_models(
+    serving_url: str, name: str, version: int, settle_s: float, probes: int = 8, timeout_s: float = 60.0
+) -> float:
+    """Seconds until the API runs experiment `name` with model v`version` loaded and `settle_s` passed; ExperimentNotServedError after `timeout_s`.
+
+    Reads `GET /admin/experiments` (no answer, so no impression, is produced), each probe on a new
+    connection; an interleaved experiment is the case `wait_for_experiment` cannot probe, since
+    its probe user is cold and cold answers are never interleaved. As there, the probes reach
+    whichever worker accepts: `settle_s`, longer than the workers' file check interval, is what
+    makes the switch complete on all of them.
+    """
+    import httpx
+
+    from serving.settings import get_serving_settings
+
+    token = get_serving_settings().check_admin_token().get_secret_value()
+    headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+    t0, streak = time.monotonic(), 0
+    while time.monotonic() - t0 < timeout_s:
+        try:
+            view = httpx.get(f"{serving_url}/admin/experiments", headers=headers, timeout=5.0).json()
+            ready = view.get("experiment") == name and not view.get("stopped")
+            streak = streak + 1 if ready and version in view.get("models", {}).values() else 0
+        except (httpx.HTTPError, ValueError):
+            streak = 0
+        if streak >= probes and time.monotonic() - t0 >= settle_s:
+            return time.monotonic() - t0
+        time.sleep(0.1 if streak else 0.5)
+    raise ExperimentNotServedError(
+        f"serving at {serving_url} did not run experiment {name!r} with v{version} in {timeout_s:g} s"
+    )
+
+
 def run_experiment(
     book: ExperimentBook,
     experiment: Experiment,

@@ -206,6 +206,8 @@ class DriftHooks:
     impressions: Callable[[], Any]
     champion: Callable[[], int | None]
     log: Callable[[str], None] = print
+    settle: Callable[[Any], str | None] = lambda decision: None
+    """After the day's operate steps: wait until serving runs what the last decision started."""
 
 
 def run_days(hooks: DriftHooks, plan: DriftPlan, start: datetime) -> list[DayRecord]:
@@ -227,6 +229,10 @@ def run_days(hooks: DriftHooks, plan: DriftPlan, start: datetime) -> list[DayRec
             hooks.log(f"day {day}: operate: {decision.summary()}")
             if decision.action not in ("promoted", "discarded", "guard_stopped"):
                 break
+        # A simulated day runs in seconds of wall time: without this wait a new challenger can miss
+        # the whole next day (serving picks the file up within 5 s and loads the model after).
+        if (settled := hooks.settle(decision)) is not None:
+            hooks.log(f"day {day}: {settled}")
         lo, ho, lf, hf = daily_hits(hooks.impressions(), _utc(loop.sim_start_ns), _utc(loop.sim_end_ns))
         record = DayRecord(day, _utc(loop.sim_start_ns).isoformat(), day >= plan.drift_day, lo, ho, lf, hf,
                            hooks.champion(), actions, round(time.monotonic() - t0, 1))  # fmt: skip

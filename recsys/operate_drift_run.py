@@ -108,6 +108,16 @@ def _hooks(
         stats = build_worker(get_ingest_settings().model_copy(update=update)).run(idle_exit_s=5)
         return f"ingestion: {stats.messages:,} messages, {stats.landed:,} landed, {stats.dlq:,} to the DLQ"
 
+    def settle(decision: Any) -> str | None:
+        if decision.action != "started" or decision.challenger is None:
+            return None
+        from recsys.experiment_run import wait_for_models
+        from serving.settings import get_serving_settings
+
+        settle_s = get_serving_settings().movie_check_s + 1.0  # every worker re-read the file
+        waited = wait_for_models(serving_url, decision.experiment, decision.challenger, settle_s)
+        return f"serving runs {decision.experiment} with v{decision.challenger} after {waited:.1f} s"
+
     return DriftHooks(
         loop=loop,
         ingest=ingest,
@@ -116,6 +126,7 @@ def _hooks(
         impressions=lambda: read_impressions(MonitorLayout(var)),
         champion=lambda: registry.aliases().get("champion"),
         log=log,
+        settle=settle,
     )
 
 

@@ -27,7 +27,7 @@ from serving.experiments import Arm
 from serving.interleaving import team_draft
 from serving.models import ModelBundle
 from serving.recommender import TOP_K, Outcome, constrain, features_missing, rank, recent_movies, without
-from serving.routing import resolve_model
+from serving.routing import loaded_bundle, resolve_model
 from serving.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def interleave(
         return Interleaving(a)
     arm_a, arm_b = arms
     choice = resolve_model(arm_b, rt.models.available())
-    bundle_b = rt.models.loaded.get(choice.ref) if choice.ref else None
+    bundle_b = loaded_bundle(rt.models.loaded, choice)
     if choice.fallback is not None or bundle_b is None:
         # B resolved to the champion (or nothing): merging would be A against A under B's name.
         return Interleaving(a, None, f"interleave: {arm_b.model} not available: {arm_a.name} alone")

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 from ranking.registry import CHAMPION
 from serving.experiments import Arm, Experiment, ExperimentFile, assign, load_experiments
@@ -124,6 +124,29 @@ def resolve_model(arm: Arm, available: Mapping[str, int]) -> ModelChoice:
     if champion is not None:
         return ModelChoice(arm.model, CHAMPION, champion, f"{arm.model} not available: served by {CHAMPION}")
     return ModelChoice(arm.model, None, None, f"{arm.model} and {CHAMPION} not available: no model")
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+B = TypeVar("B", bound=_Versioned)
+
+
+def loaded_bundle(loaded: Mapping[str, B], choice: ModelChoice) -> B | None:
+    """The loaded model serving `choice`: under its ref, else under any ref with its version.
+
+    A pinned `v<N>` that an alias already loaded is available (`resolve_model`) before the
+    poller files it under `v<N>` too (its next poll, up to `registry_poll_s` later); looking it up
+    by version serves it at once instead of the champion.
+    """
+    if choice.ref is None:
+        return None
+    bundle = loaded.get(choice.ref)
+    if bundle is None and choice.version is not None:
+        bundle = next((b for b in loaded.values() if b.version == choice.version), None)
+    return bundle
 
 
 def _arm_diff(old: Experiment | None, new: Experiment | None) -> dict[str, Any]:

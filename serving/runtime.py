@@ -165,6 +165,9 @@ class Runtime:
             return False
         self.pin_from_router()
         log.info("experiments reloaded from %s: %s", path, summary.to_dict())
+        # Load what the new experiment pins now, not at the next registry poll (up to registry_poll_s
+        # later): until then its arms are served by the champion. This runs in the refresher thread.
+        self.models.refresh()
         return True
 
     def stop(self) -> None:

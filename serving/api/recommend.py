@@ -25,7 +25,7 @@ from serving.feature_log import LoggedAnswer
 from serving.interleave_path import NO_FEATURES, interleave, ranked
 from serving.provenance_record import ProvenanceRecord, hash_features
 from serving.recommender import Outcome, finalize, has_history
-from serving.routing import resolve_model
+from serving.routing import loaded_bundle, resolve_model
 from serving.runtime import Runtime
 from serving.user_features import FeaturesUnavailableError
 
@@ -112,7 +112,7 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
     assignment = rt.router.assign(user_id)
     arm = assignment.arm
     choice = resolve_model(arm, rt.models.available())
-    bundle = rt.models.loaded.get(choice.ref) if choice.ref else None
+    bundle = loaded_bundle(rt.models.loaded, choice)
     user: dict[str, Any] | None = None
     outcome: Outcome
     interleaved: dict[str, Any] | None = None

@@ -99,10 +99,23 @@ def test_a_judged_experiment_is_followed_by_the_next_challenge_the_same_day() ->
     ts = pd.to_datetime([T0 + timedelta(days=d, hours=1) for d in (0, 1, 2)], utc=True)
     frame = pd.DataFrame({"ts": ts.repeat(2), "experiment": ["", FROZEN_EXPERIMENT] * 3,
                           "status": [200] * 6, "hit": [1, 1, 1, 0, 1, 0]})  # fmt: skip
+    events: list[str] = []
+
+    def settle(decision: _Decision) -> str | None:
+        events.append(f"settle {decision.action} after day {len(calls) - 1}")
+        return None
+
     hooks = DriftHooks(loop=loop, ingest=lambda: "", monitor=lambda: "", operate=operate,
-                       impressions=lambda: frame, champion=lambda: 2, log=lambda line: None)  # fmt: skip
+                       impressions=lambda: frame, champion=lambda: 2, log=lambda line: None,
+                       settle=settle)  # fmt: skip
     days = run_days(hooks, plan, T0)
     assert calls == [plan.seed, plan.seed + 1, plan.seed + 2]
+    # Once a day, after the day's last operate step and before the next day's traffic.
+    assert events == [
+        "settle started after day 0",
+        "settle started after day 1",
+        "settle waiting after day 2",
+    ]
     assert [len(d.actions) for d in days] == [1, 2, 1]
     assert [d.drift for d in days] == [False, True, True]
     assert [(d.hit_rate_operated, d.hit_rate_frozen) for d in days] == [(1.0, 1.0), (1.0, 0.0), (1.0, 0.0)]

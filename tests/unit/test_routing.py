@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from serving.experiments import (
     load_experiments,
     parse_experiments,
 )
-from serving.routing import NO_EXPERIMENT_ARM, Router, resolve_model
+from serving.routing import NO_EXPERIMENT_ARM, Router, loaded_bundle, resolve_model
 from serving.settings import (
     DEFAULT_EXPERIMENTS_FILE,
     DEV_ADMIN_TOKEN,
@@ -280,6 +281,22 @@ def test_resolve_model_falls_back_to_the_champion() -> None:
     none = resolve_model(treatment, {})
     assert (none.ref, none.version) == (None, None)
     assert none.fallback == "challenger and champion not available: no model"
+
+
+def test_a_pinned_version_loaded_under_an_alias_is_served_before_the_poller_files_it_under_its_pin() -> None:
+    @dataclass(frozen=True)
+    class Bundle:
+        version: int
+
+    champion, challenger = Bundle(4), Bundle(5)
+    loaded = {"champion": champion, "challenger": challenger}  # v5 not yet filed under "v5"
+    pinned = Arm(name="b", weight=1, model="v5")
+    choice = resolve_model(pinned, {ref: b.version for ref, b in loaded.items()})
+    assert (choice.ref, choice.fallback) == ("v5", None)
+    assert loaded_bundle(loaded, choice) is challenger, "it must not answer None (the champion alone)"
+    assert loaded_bundle({**loaded, "v5": challenger}, choice) is challenger
+    assert loaded_bundle(loaded, resolve_model(Arm(name="c", weight=1), {"champion": 4})) is champion
+    assert loaded_bundle({}, resolve_model(pinned, {})) is None
 
 
 # --- concurrency --------------------------------------------------------------------------------
