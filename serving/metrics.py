@@ -85,7 +85,7 @@ CONSTRAINT_MOVIES: Final = Counter(
 )
 EXPLORED_SLOTS: Final = Counter(
     "recsys_exploration_slots",
-    "List slots served with an explored movie (outside the top-100 popular), by where it was drawn from: "
+    "List slots served with an explored movie (outside the popular head), by where it was drawn from: "
     "candidates (the user's unserved candidates) or catalogue.",
     ["source"],
 )

@@ -235,11 +235,13 @@ def finalize(
     max_genre_share: float,
     exploration_share: float,
     explore: bool = True,
+    head: int = 100,
 ) -> Outcome:
     """The answer as served: `constrain` (unless the ranking step did), exploration slots, the per-answer counts.
 
-    `popular` is also the head exploration never draws from. `explore=False` (interleaved
-    answers, whose slots each belong to a team): no exploration. See docs/constraints.md.
+    Exploration never draws the first `head` movies of `popular` (the fallback list: the 100 most
+    popular). `explore=False` (interleaved answers, whose slots each belong to a team): no
+    exploration. See docs/constraints.md.
     """
     if not outcome.movies:
         return outcome
@@ -250,7 +252,7 @@ def finalize(
         rows = table.rows(movies)
         explored, source = _explore(
             movies, table.gather_genres(rows) > 0, out.tail, user_id, table,
-            {*popular, *recent_movies(user)}, now_s, restrict, max_genre_share, exploration_share,
+            {*popular[:head], *recent_movies(user)}, now_s, restrict, max_genre_share, exploration_share,
         )  # fmt: skip
         if explored:
             M.EXPLORED_SLOTS.labels(source).inc(explored)

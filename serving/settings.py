@@ -165,7 +165,13 @@ class ServingSettings(PlatformSettings):
         0.0,
         ge=0,
         le=0.5,
-        description="Share of a list's slots (seeded per user and day, never the first) given to movies outside the top-100 popular; 0: off.",
+        description="Share of a list's slots (seeded per user and day, never the first) given to movies outside the popular head; 0: off.",
+    )
+    exploration_head: int = Field(
+        100,
+        ge=0,
+        le=100,
+        description="Exploration never draws the first N movies of the popular fallback list (its 100 most popular).",
     )
     auto_rebuild: bool = Field(
         True,

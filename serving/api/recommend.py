@@ -146,7 +146,7 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
             outcome = rt.fallback_outcome(user_id, bundle, f"model_error:{type(exc).__name__}")
     s = rt.settings  # every path: adult rule, genre cap, exploration (not of interleaved lists), counted
     outcome = finalize(outcome, user, user_id, rt.table, rt.fallback, rt.now(), s.max_genre_share,
-                       s.exploration_share, explore=interleaved is None)  # fmt: skip
+                       s.exploration_share, explore=interleaved is None, head=s.exploration_head)  # fmt: skip
     body = ",".join(outcome.movies)
     latency = time.perf_counter() - start
     served_version = bundle.version if bundle is not None and outcome.path in MODEL_PATHS else None
