@@ -64,6 +64,10 @@ def test_off_by_default_and_explored_slots_come_from_the_candidate_tail_outside_
     assert explore(outcome, t, share=0.2, popular=popular).movies == out.movies  # reproducible
     other_day = explore(outcome, t, share=0.2, popular=popular, now=NOW + DAY)
     assert other_day.movies != out.movies
+    # A smaller head: the popular list's movies past it may be explored too.
+    small = finalize(outcome, {AGE: 30}, 7, t, popular, NOW, 1.0, 0.2, head=10)
+    picked = [m for a, m in zip(ranked, small.movies, strict=True) if a != m]
+    assert len(picked) == 4 and any(10 <= int(m[1:]) < 100 for m in picked)
 
 
 def test_without_a_candidate_tail_the_catalogue_is_sampled() -> None:
