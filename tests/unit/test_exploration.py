@@ -40,6 +40,8 @@ def test_slot_positions_are_seeded_per_user_and_day_and_never_the_first() -> Non
 
     assert at(1, NOW) == at(1, NOW + 60) and len(at(1, NOW)) == 4
     assert 0 not in at(1, NOW) and all(0 < p < 20 for p in at(1, NOW))
+    drawn = [p for u in range(200) for p in at(u, NOW)]
+    assert min(drawn) == 1 and max(drawn) == 19  # every slot but the first
     days = {tuple(at(1, NOW + d * DAY)) for d in range(5)}
     users = {tuple(at(u, NOW)) for u in range(5)}
     assert len(days) > 1 and len(users) > 1
