@@ -85,9 +85,8 @@ class Arm:
         from ranking.settings import RankSettings
 
         registry = ModelRegistry.open(RankSettings(var_dir=s.var))
+        # `recsys train` itself refits a baseline champion the ranker did not beat (ranking.promotion).
         promoted = decision.promoted
-        if promoted == "none" and not result.comparison.verdict.wins:
-            promoted = refit_baseline(registry, result, decision.ranker_version)
         champion = registry.resolve("champion")
         out = {"ranker_version": decision.ranker_version, "promoted": promoted,
                "champion": champion.version if champion else None,
@@ -329,31 +328,6 @@ class Arm:
         from recsys.stack.manager import Stack
 
         Stack().down(["kafka", "redis"])
-
-
-def refit_baseline(registry: Any, result: Any, ranker_version: int) -> str:
-    """Register the verdict's best baseline refit on this run's data and promote it; `refit:<policy>`.
-
-    `recsys train` keeps a champion the new ranker did not beat, and a baseline champion is then
-    never refit: its lists stay those of the day it was promoted (no loop to study). The nightly
-    job of the benchmark ships the day's winner on the day's data instead (smoke-tested, forced
-    past the gates as training's own first promotion is). Only when the ranker lost the verdict:
-    a ranker the gates refused leaves the champion in place, as `recsys train` does.
-    """
-    from ranking.promotion import figures, write_baseline
-    from ranking.ranker import Ranker
-    from ranking.registry import smoke_test
-
-    policy = str(result.comparison.verdict.baseline)
-    rows = {x.model: x for x in result.comparison.scores}
-    folder = write_baseline(result.model_dir, result.model_dir.parent / f"refit-{policy}", policy,
-                            Ranker.load(result.model_dir))  # fmt: skip
-    info = registry.register(folder, registry.load_provenance(ranker_version),
-                             figures(rows[policy]) if policy in rows else {}, result.report_dir)  # fmt: skip
-    registry.promote(
-        info.version, smoke_test, force=True, reason=f"daily refit of `{policy}` (risk benchmark)"
-    )
-    return f"refit:{policy}"
 
 
 def read_raw(var: Path, kind: str, columns: list[str]) -> pd.DataFrame:

@@ -5,7 +5,11 @@ best baseline (and, with a champion in place, the registry's gates against it pa
 loses and there is no champion yet, the best baseline policy is registered as a version of its
 own (`kind: baseline` in its `meta.json`, the same candidate index beside it) and promoted: the
 service then serves that policy through the same API, with the same provenance. When it loses
-and a champion exists, the champion stays. The reason is recorded on the version and printed.
+and the champion is itself a baseline, the best baseline refit on the latest data replaces it
+the same way: a baseline version is a policy plus a candidate index fit when it was registered,
+and the verdict has just measured every policy with a fresh index on the newest data, so keeping
+the old one would serve a stale index forever (a daily `recsys train` never refreshed it). When
+it loses to a ranker champion, the champion stays. The reason is recorded on the version and printed.
 """
 
 from __future__ import annotations
@@ -84,8 +88,11 @@ def register_and_promote(
         registry.set_challenger(info.version)
         return Decision(info.version, champion.version if champion else None, "none",
                         f"{reason}; but the gates against the champion refused it ({outcome.reason})")  # fmt: skip
-    if champion is not None:
+    if champion is not None and getattr(champion, "kind", None) != KIND_BASELINE:
         return Decision(info.version, champion.version, "none", reason)
+    if champion is not None:
+        reason = (f"{reason}; the baseline champion v{champion.version} gives way to the best baseline "
+                  f"`{verdict.baseline}` refit on the latest data")  # fmt: skip
     base_dir = write_baseline(result.model_dir, result.model_dir.parent / f"baseline-{verdict.baseline}",
                               verdict.baseline, Ranker.load(result.model_dir))  # fmt: skip
     binfo = registry.register(base_dir, provenance, figures(rows[verdict.baseline]), result.report_dir)

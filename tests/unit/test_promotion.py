@@ -37,6 +37,7 @@ def test_cut_offs_fit_inside_the_span_in_time_order(span: pd.Timedelta) -> None:
 @dataclass
 class _Info:
     version: int
+    kind: str = "ranker"
 
 
 @dataclass
@@ -50,6 +51,7 @@ class FakeRegistry:
     """Records calls; the real registry is covered by tests/unit/test_registry.py."""
 
     champion: int | None = None
+    champion_kind: str = "ranker"
     gates_pass: bool = True
     versions: list[Path] = field(default_factory=list)
     promoted: list[tuple[int, str | None]] = field(default_factory=list)
@@ -60,7 +62,7 @@ class FakeRegistry:
         return _Info(len(self.versions))
 
     def resolve(self, alias: str) -> _Info | None:
-        return _Info(self.champion) if alias == "champion" and self.champion else None
+        return _Info(self.champion, self.champion_kind) if alias == "champion" and self.champion else None
 
     def promote(self, version: int, smoke: Any, force: bool = False, reason: str | None = None) -> _Outcome:
         if not force and not self.gates_pass:
@@ -118,6 +120,18 @@ def test_a_ranker_that_loses_leaves_an_existing_champion_in_place(tmp_path: Path
     reg = FakeRegistry(champion=7)
     decision = register_and_promote(reg, _result(tmp_path, wins=False), None, None)
     assert decision.promoted == "none" and reg.champion == 7 and len(reg.versions) == 1
+
+
+def test_a_ranker_that_loses_to_a_baseline_champion_refreshes_it_with_the_best_baseline_refit(
+    tmp_path: Path,
+) -> None:
+    # A baseline champion is a policy with a candidate index fit when it was registered: kept, it
+    # would serve that index forever; the verdict measured every policy on the newest data.
+    reg = FakeRegistry(champion=7, champion_kind="baseline")
+    decision = register_and_promote(reg, _result(tmp_path, wins=False), None, None)
+    assert decision.promoted == "baseline:item_item" and reg.champion == 2 and len(reg.versions) == 2
+    assert json.loads((reg.versions[1] / "meta.json").read_text())["policy"] == "item_item"
+    assert reg.promoted[0][1] and "baseline champion v7 gives way" in reg.promoted[0][1]
 
 
 def test_a_ranker_that_wins_is_promoted_even_as_the_first_version_and_gates_still_apply(
