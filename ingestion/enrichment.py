@@ -8,7 +8,8 @@ and missing or renamed fields, so every step here is lenient and bounded:
 - ids are deduplicated, checked locally (a malformed id would make the API reject the whole
   batch) and sent in batches of at most `max_batch`; a batch rejected with a 400 anyway is
   split in halves until the bad id is alone, so one bad id never spoils 199 good ones;
-- answers are cached (found records for `cache_ttl_s`, not-found ids for `negative_ttl_s`);
+- answers are cached (found records for `cache_ttl_s`, records that broke the schema for
+  `incomplete_ttl_s`, so values fill in soon after the API is fixed, not-found ids for `negative_ttl_s`);
 - 5xx, 429, timeouts, connection errors and unreadable bodies are retried with exponential
   backoff and equal jitter; other 4xx are not;
 - after `breaker_failures` consecutive failed requests the breaker opens: calls answer from
@@ -80,6 +81,11 @@ class EnrichmentConfig(BaseModel):
     backoff_max_s: float = Field(1.0, ge=0, description="Cap of one retry delay, seconds.")
     cache_ttl_s: float = Field(3600.0, ge=0, description="How long a found record is served from the cache.")
     negative_ttl_s: float = Field(300.0, ge=0, description="How long a not-found id is remembered as such.")
+    incomplete_ttl_s: float = Field(
+        10.0,
+        ge=0,
+        description="How long a record that broke the schema is served from the cache before the API is asked again.",
+    )
     cache_max_entries: int = Field(
         100_000,
         ge=0,
@@ -297,11 +303,12 @@ class MetadataClient:
             if is_not_found(rec, call.kind):
                 self._remember_missing(call, k)
                 continue
-            meta = self._parse(call, k, rec)
+            meta, clean = self._parse(call, k, rec)
             if meta is None:
                 out.unavailable.add(k)
                 continue
-            call.cache.put(k, meta)
+            # A record that broke the schema is cached briefly: once the API is fixed, its values fill in.
+            call.cache.put(k, meta, None if clean else self.config.incomplete_ttl_s)
             self._count("found")
             out.found[k] = meta
         # Ids the answer did not mention are not "not found": not cached, asked again next time.
@@ -381,14 +388,15 @@ class MetadataClient:
 
     # --- records ---------------------------------------------------------------------------
 
-    def _parse(self, call: _Call[K, M], k: K, rec: dict[str, Any]) -> M | None:
-        """The record checked against the schema, with blank fields kept from the last good value."""
+    def _parse(self, call: _Call[K, M], k: K, rec: dict[str, Any]) -> tuple[M | None, bool]:
+        """The record checked against the schema, with blank fields kept from the last good value; and
+        whether it kept to the schema."""
         parsed = parse_record(call.kind, k, rec)
         if parsed.violations:
             self._schema_violations(call.kind, parsed.violations, parsed.unexpected)
         if parsed.meta is None:
             self._count("records_skipped")
-            return None
+            return None, False
         if parsed.repaired:
             self._count("records_repaired")
         meta: M = parsed.meta  # type: ignore[assignment]  # parse_record builds the kind's model
@@ -398,7 +406,7 @@ class MetadataClient:
             metrics.ENRICH_KEPT.labels(call.kind, name).inc()
         self._count("last_good_kept", len(kept))
         call.good.put(k, meta)
-        return meta
+        return meta, not parsed.violations
 
     def _schema_violations(self, kind: Kind, violations: dict[str, str], unexpected: list[str]) -> None:
         """Count each violated field; log it at most once per `schema_log_interval_s` (with the count since)."""

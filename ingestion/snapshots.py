@@ -57,6 +57,9 @@ def save(root: Path, topic: str, partition: int, next_offset: int, state: UserSt
             "rating_count": pa.array([a.rating_count for a in aggs], _I64),
             "rating_sum": pa.array([a.rating_sum for a in aggs], _I64),
             "account_ts_ns": pa.array([a.account_ts_ns for a in aggs], _I64),
+            "stamp_ns": pa.array([a.stamp_ns for a in aggs], _I64),
+            "rated_movies": pa.array([list(a.rated) for a in aggs], pa.list_(pa.string())),
+            "rated_ts": pa.array([list(a.rated.values()) for a in aggs], pa.list_(_I64)),
         }
     )
     path = snapshot_path(root, topic, partition, next_offset)
@@ -84,6 +87,10 @@ def latest(root: Path, topic: str, partition: int, at_most: int | None) -> tuple
 def load(path: Path, state: UserState) -> None:
     """Fill an empty UserState from a snapshot."""
     cols = pq.read_table(path).to_pydict()
+    n = len(cols["user_id"])
+    # Snapshots written before ratings were deduplicated have no rated columns: start those empty.
+    rated_movies, rated_ts = cols.get("rated_movies", [[]] * n), cols.get("rated_ts", [[]] * n)
+    stamps = cols.get("stamp_ns")
     for i, user_id in enumerate(cols["user_id"]):
         state.users[user_id] = UserAgg(
             minutes_total=cols["minutes_total"][i],
@@ -104,4 +111,6 @@ def load(path: Path, state: UserState) -> None:
             rating_count=cols["rating_count"][i],
             rating_sum=cols["rating_sum"][i],
             account_ts_ns=cols["account_ts_ns"][i],
+            rated=dict(zip(rated_movies[i], rated_ts[i], strict=True)),
+            stamp_ns=stamps[i] if stamps is not None else cols["last_ts_ns"][i],
         )

@@ -43,10 +43,17 @@ class UserAgg:
     rating_count: int = 0
     rating_sum: int = 0
     account_ts_ns: int = 0
+    rated: dict[str, int] = field(default_factory=dict)
+    """Per movie rated lately: the time of its last rating line (the same line again is a duplicate)."""
+
+    stamp_ns: int = 0
+    """Event time of the state's feature row: the latest event time, or just after the previous stamp when a
+    late event changed the state without moving it (the online store keeps a row only if strictly newer)."""
 
     def touch(self, ts_ns: int) -> None:
-        """Advance the user's latest event time (events may arrive out of order)."""
+        """Advance the user's latest event time (events may arrive out of order) and the stamp of the state."""
         self.last_ts_ns = max(self.last_ts_ns, ts_ns)
+        self.stamp_ns = max(self.last_ts_ns, self.stamp_ns + 1_000)
 
 
 class UserState:
@@ -112,9 +119,15 @@ class UserState:
         agg.last_watch_ts_ns = max(agg.last_watch_ts_ns, ts_ns)
         agg.touch(ts_ns)
 
-    def rate(self, ts_ns: int, user_id: int, rating: int) -> None:
-        """A rating."""
+    def rate(self, ts_ns: int, user_id: int, rating: int, movie_id: str | None = None) -> None:
+        """A rating; a line of the same movie at the same time as its last rating is a duplicate, counted once."""
         agg = self._get(user_id, ts_ns)
+        if movie_id is not None:
+            if agg.rated.get(movie_id) == ts_ns:
+                return  # a duplicated line (a producer retry), wherever it arrives
+            agg.rated[movie_id] = ts_ns
+            if len(agg.rated) > _OPEN_MAX:
+                del agg.rated[min(agg.rated, key=agg.rated.__getitem__)]  # the oldest rating
         agg.rating_count += 1
         agg.rating_sum += rating
         agg.touch(ts_ns)

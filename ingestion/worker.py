@@ -70,6 +70,11 @@ class RunStats:
     by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
+def _complete(meta: MovieMeta | None) -> bool:
+    """A movie's metadata with what features and the cost penalty need: its cost and genres."""
+    return meta is not None and meta.cost is not None and bool(meta.genres)
+
+
 def _offset(m: Message) -> int:
     # Messages returned without error always carry an offset.
     return int(m.offset() or 0)
@@ -98,6 +103,8 @@ class IngestWorker:
         """Self-descriptions of new users into `user_description` rows (None: not described)."""
         self.profiled: set[int] = set()
         """Users whose demographics were looked up by this worker (re-done after a restart: idempotent)."""
+        self.unaged: set[int] = set()
+        """Profiled users the API answered without an age (a schema fault): asked again until it sends one."""
         self.genres: dict[str, tuple[int, ...]] = {}
         self.movie_meta: dict[str, MovieMeta] = {}
         self.states: dict[int, UserState] = {}
@@ -164,8 +171,13 @@ class IngestWorker:
         """Users a landed `user_profile` file of this partition holds: a restart must not profile them again."""
         prefix = f"{self.s.topic}-p{partition}-"
         users: set[int] = set()
+        aged: set[int] = set()
         for path in self.layout.feature_dir(PROFILE_VIEW).glob(f"{prefix}*.parquet"):
-            users.update(pq.read_table(path, columns=["user_id"]).column("user_id").to_pylist())
+            table = pq.read_table(path, columns=["user_id", "age"])
+            ids, ages = table.column("user_id").to_pylist(), table.column("age").to_pylist()
+            users.update(ids)
+            aged.update(u for u, a in zip(ids, ages, strict=True) if a is not None)
+        self.unaged.update(users - aged)
         return users
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -190,7 +202,9 @@ class IngestWorker:
     def _enrich(self, parsed: ParsedBatch) -> None:
         if self.movies is None:
             return
-        unknown = {m for m in parsed.watch.movie_id if m not in self.genres}
+        # Movies without a cost or genres yet (not found, or the API broke its schema) are asked again:
+        # the client's cache keeps that cheap, and the values fill in once the API answers them.
+        unknown = {m for m in parsed.watch.movie_id if not _complete(self.movie_meta.get(m))}
         if not unknown:
             return
         try:
@@ -353,8 +367,8 @@ class IngestWorker:
         for ts, user, movie, minute in zip(w.ts_ns, w.user_id, w.movie_id, w.minute, strict=True):
             state.watch(ts, user, movie, minute)
         r = parsed.rate
-        for ts, user, rating in zip(r.ts_ns, r.user_id, r.rating, strict=True):
-            state.rate(ts, user, rating)
+        for ts, user, movie, rating in zip(r.ts_ns, r.user_id, r.movie_id, r.rating, strict=True):
+            state.rate(ts, user, rating, movie)
         for _, acc in parsed.accounts:
             state.account(acc.ts_ns, acc.user_id)
         if self.descriptions is not None and parsed.accounts:
@@ -435,7 +449,7 @@ class IngestWorker:
         """`user_profile` rows for users not profiled yet (demographics from the metadata API)."""
         if self.users is None:
             return None
-        new = sorted(u for u in touched if u not in self.profiled)
+        new = sorted(u for u in touched if u not in self.profiled or u in self.unaged)
         if not new:
             return None
         try:
@@ -443,19 +457,27 @@ class IngestWorker:
         except Exception:  # never stall the stream on the metadata API
             log.exception("user lookup failed")
             return None
-        if not found:
+        # A user asked again for a missing age gets a row only once the age comes: never a blank row again.
+        ids = sorted(u for u in found if u not in self.profiled or found[u].age is not None)
+        if not ids:
             return None
-        ids = sorted(found)
+        first = [u for u in ids if u not in self.profiled]
         self.profiled.update(ids)
+        self.unaged.difference_update(u for u in ids if found[u].age is not None)
+        self.unaged.update(u for u in ids if found[u].age is None)
         aggs = [state.users[u] for u in ids]
-        if self.descriptions is not None:  # first enrichment: users known before their description was
+        if (
+            self.descriptions is not None and first
+        ):  # first enrichment: users known before their description was
             self.descriptions.want(
-                {u: a.account_ts_ns or a.last_ts_ns for u, a in zip(ids, aggs, strict=True)}, found
+                {u: state.users[u].account_ts_ns or state.users[u].last_ts_ns for u in first}, found
             )
         return pa.table(
             {
                 "user_id": pa.array(ids, pa.int64()),
-                "event_timestamp": pa.array([a.last_ts_ns // 1000 for a in aggs], pa.int64()).cast(US),
+                "event_timestamp": pa.array(
+                    [(a.stamp_ns or a.last_ts_ns) // 1000 for a in aggs], pa.int64()
+                ).cast(US),
                 "created": pa.array([created_ns // 1000] * len(ids), pa.int64()).cast(US),
                 "age": pa.array([found[u].age for u in ids], pa.int64()),
                 "gender": pa.array([found[u].gender for u in ids], pa.string()),
