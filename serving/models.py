@@ -4,7 +4,9 @@
 reads it once and keeps the bundles it got even if a swap happens meanwhile, so no request ever
 sees half a model. A new version is downloaded (hash-verified), smoke-tested, loaded with its
 candidate index and made to score a trial request before it replaces the old one; any failure
-keeps the old bundle serving and counts a failed load (an alert metric).
+keeps the old bundle serving and counts a failed load (an alert metric). A process that starts
+while the champion's files are broken serves the newest earlier champion of the registry's
+lineage that loads (what a rollback would restore) rather than fallback lists until someone acts.
 """
 
 from __future__ import annotations
@@ -146,6 +148,10 @@ class ModelManager:
                         by_version[version] = bundle
                 if bundle is None and ref in current:
                     bundle = current[ref]  # a failed load keeps the old version serving under its ref
+                if bundle is None and ref == CHAMPION:
+                    # Nothing serves as champion yet (a process started while the champion's files are
+                    # broken): serve the champion before it, as a rollback would, not fallback lists.
+                    bundle = self._earlier_champion(registry, version, by_version)
                 if bundle is not None:
                     new[ref] = bundle
             if {r: b.version for r, b in new.items()} == {r: b.version for r, b in current.items()}:
@@ -156,6 +162,25 @@ class ModelManager:
                     self._on_event("swapped", ref)
                     log.info("serving v%s as %s", bundle.version, ref)
             return True
+
+    def _earlier_champion(
+        self, registry: Any, broken: int, by_version: dict[int, ModelBundle]
+    ) -> ModelBundle | None:
+        """The newest earlier champion of the registry's lineage that loads (None when none does)."""
+        try:
+            lineage = [int(v) for v in registry.champion_lineage()]
+        except Exception as exc:  # no lineage to read: nothing to fall back on
+            log.warning("champion lineage unreadable: %s", exc)
+            return None
+        for version in reversed(lineage):
+            if version == broken or version in self.failed:
+                continue
+            bundle = by_version.get(version) or self._load(registry, version, CHAMPION)
+            if bundle is not None:
+                by_version[version] = bundle
+                log.error("champion v%s does not load: serving the earlier champion v%s", broken, version)
+                return bundle
+        return None
 
     def _load(self, registry: Any, version: int, ref: str) -> ModelBundle | None:
         try:

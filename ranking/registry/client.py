@@ -99,6 +99,10 @@ class ModelRegistry:
             raise VersionNotFoundError(f"model {self.name!r} has no alias {ref!r}")
         return self._version(version, read_run=True)
 
+    def champion_lineage(self) -> list[int]:
+        """Versions that were champion, oldest first (the current one last): where a rollback goes."""
+        return promotion.lineage(self)
+
     def list_versions(self) -> list[ModelVersionInfo]:
         """Every version, newest first, with metrics and params."""
         aliases = self.aliases()

@@ -137,6 +137,11 @@ def _exists(registry: ModelRegistry, version: int) -> bool:
     return True
 
 
+def lineage(registry: ModelRegistry) -> list[int]:
+    """Versions that were champion, oldest first, as promotions and rollbacks recorded them."""
+    return _lineage(registry)
+
+
 def _lineage(registry: ModelRegistry) -> list[int]:
     with mlflow_errors(f"reading {LINEAGE_TAG}"):
         raw = registry.client.get_registered_model(registry.name).tags.get(LINEAGE_TAG, "[]")
