@@ -138,8 +138,10 @@ def test_a_new_event_loop_gets_a_new_connection(server: tuple[subprocess.Popen[b
         ]
 
 
-def test_only_plain_redis_urls() -> None:
+def test_only_redis_urls_plain_or_tls() -> None:
     with pytest.raises(ValueError, match="redis://"):
-        RedisPipe("rediss://127.0.0.1:6379/0")
+        RedisPipe("http://127.0.0.1:6379/0")
     pipe = RedisPipe("redis://:s%40cret@10.0.0.1:6380/2")
-    assert (pipe.host, pipe.port, pipe.db, pipe.password) == ("10.0.0.1", 6380, 2, "s@cret")
+    assert (pipe.host, pipe.port, pipe.db, pipe.password, pipe.tls) == ("10.0.0.1", 6380, 2, "s@cret", None)
+    # TLS against a real server: tests/integration/test_redis_tls_auth.py.
+    assert RedisPipe("rediss://127.0.0.1:6379/0").tls is not None
