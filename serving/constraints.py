@@ -2,7 +2,7 @@
 
 Pure functions over a ranked pool (the list as ranked, then lower-ranked back-fill), with NumPy
 columns gathered once per request; the greedy genre walk touches at most the pool (~160 movies),
-never the catalogue. `serving.recommender.finalize` applies them to every answer path and counts
+never the catalogue. `serving.post_scoring.finalize` applies them to every answer path and counts
 each one that fires. The rules, and why unknown values fall where they do: docs/constraints.md.
 
 - Adult: a user under `ADULT_AGE`, or of unknown age, never gets a title flagged adult. A title

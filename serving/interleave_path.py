@@ -1,7 +1,7 @@
 """The ranking step of one answer, and the interleaved answer built from two arms' rankings.
 
 `ranked` is one arm's model answer to a user with history (rank, the missing-features mark, the
-self-description hand-over, the top-up to 20, the ranking constraints of `recommender.constrain`):
+self-description hand-over, the top-up to 20, the ranking constraints of `post_scoring.constrain`):
 the plain path and both sides of an interleaving use it, so each interleaved team is served
 exactly as that arm would be in an A/B split.
 
@@ -26,7 +26,8 @@ from serving.cold_start_paths import handover_outcome
 from serving.experiments import Arm
 from serving.interleaving import team_draft
 from serving.models import ModelBundle
-from serving.recommender import TOP_K, Outcome, constrain, features_missing, rank, recent_movies, without
+from serving.post_scoring import constrain
+from serving.recommender import TOP_K, Outcome, features_missing, rank, recent_movies, without
 from serving.routing import loaded_bundle, resolve_model
 from serving.runtime import Runtime
 

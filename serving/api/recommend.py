@@ -23,8 +23,9 @@ from serving.cold_start import POLICY as SELF_DESCRIPTION
 from serving.experiments import INTERLEAVE_ARM
 from serving.feature_log import LoggedAnswer
 from serving.interleave_path import NO_FEATURES, interleave, ranked
+from serving.post_scoring import finalize
 from serving.provenance_record import ProvenanceRecord, hash_features
-from serving.recommender import Outcome, finalize, has_history
+from serving.recommender import Outcome, has_history
 from serving.routing import loaded_bundle, resolve_model
 from serving.runtime import Runtime
 from serving.user_features import FeaturesUnavailableError

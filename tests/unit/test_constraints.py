@@ -12,7 +12,8 @@ from events.metadata import GENRES
 from serving import constraints
 from serving.models import ModelBundle
 from serving.movie_table import ADULT, COST, MovieTable
-from serving.recommender import AGE, Outcome, finalize, rank
+from serving.post_scoring import finalize
+from serving.recommender import AGE, Outcome, rank
 
 DRAMA, COMEDY, HORROR = GENRES.index("Drama"), GENRES.index("Comedy"), GENRES.index("Horror")
 
@@ -152,7 +153,7 @@ def test_model_path_keeps_a_reserve_and_a_minor_gets_no_adult_title(bundle: Mode
 
 
 def test_constraints_run_once_per_answer_so_an_interleaved_team_keeps_its_slots() -> None:
-    from serving.recommender import constrain
+    from serving.post_scoring import constrain
 
     t = table(30, adult={1: 1.0})
     ranked = Outcome([f"m{i}" for i in range(20)], "model", reserve=[f"m{i}" for i in range(20, 30)])

@@ -8,7 +8,8 @@ from prometheus_client import REGISTRY
 from events.metadata import GENRES
 from serving import exploration
 from serving.movie_table import ADULT, COST, MovieTable
-from serving.recommender import AGE, Outcome, finalize
+from serving.post_scoring import finalize
+from serving.recommender import AGE, Outcome
 
 DAY = 86_400.0
 NOW = 1.8e9
