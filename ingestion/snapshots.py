@@ -57,7 +57,7 @@ def save(root: Path, topic: str, partition: int, next_offset: int, state: UserSt
             "rating_count": pa.array([a.rating_count for a in aggs], _I64),
             "rating_sum": pa.array([a.rating_sum for a in aggs], _I64),
             "account_ts_ns": pa.array([a.account_ts_ns for a in aggs], _I64),
-            "stamp_ns": pa.array([a.stamp_ns for a in aggs], _I64),
+            "events": pa.array([a.events for a in aggs], _I64),
             "rated_movies": pa.array([list(a.rated) for a in aggs], pa.list_(pa.string())),
             "rated_ts": pa.array([list(a.rated.values()) for a in aggs], pa.list_(_I64)),
         }
@@ -90,7 +90,11 @@ def load(path: Path, state: UserState) -> None:
     n = len(cols["user_id"])
     # Snapshots written before ratings were deduplicated have no rated columns: start those empty.
     rated_movies, rated_ts = cols.get("rated_movies", [[]] * n), cols.get("rated_ts", [[]] * n)
-    stamps = cols.get("stamp_ns")
+    # Snapshots written before rows were stamped by event count: every counted minute, rating and account.
+    events = cols.get("events") or [
+        m + r + (1 if a else 0)
+        for m, r, a in zip(cols["minutes_total"], cols["rating_count"], cols["account_ts_ns"], strict=True)
+    ]
     for i, user_id in enumerate(cols["user_id"]):
         state.users[user_id] = UserAgg(
             minutes_total=cols["minutes_total"][i],
@@ -112,5 +116,5 @@ def load(path: Path, state: UserState) -> None:
             rating_sum=cols["rating_sum"][i],
             account_ts_ns=cols["account_ts_ns"][i],
             rated=dict(zip(rated_movies[i], rated_ts[i], strict=True)),
-            stamp_ns=stamps[i] if stamps is not None else cols["last_ts_ns"][i],
+            events=events[i],
         )

@@ -46,14 +46,23 @@ class UserAgg:
     rated: dict[str, int] = field(default_factory=dict)
     """Per movie rated lately: the time of its last rating line (the same line again is a duplicate)."""
 
-    stamp_ns: int = 0
-    """Event time of the state's feature row: the latest event time, or just after the previous stamp when a
-    late event changed the state without moving it (the online store keeps a row only if strictly newer)."""
+    events: int = 0
+    """Events that changed the state (duplicates excluded): part of the row stamp (`stamp_ns`)."""
+
+    @property
+    def stamp_ns(self) -> int:
+        """Event time of the state's feature row: the latest event time plus 1 us per event after the first.
+
+        It grows with every event that changes the state, late ones included (Feast's Redis store keeps a
+        row only if strictly newer), and it depends only on which events were applied, not on their order,
+        so batch boundaries and restarts give the same stamp. It errs late (1 us per event: 1 s after a
+        million), so a point-in-time join can only miss a row, never see it early."""
+        return self.last_ts_ns + max(self.events - 1, 0) * 1_000
 
     def touch(self, ts_ns: int) -> None:
-        """Advance the user's latest event time (events may arrive out of order) and the stamp of the state."""
+        """Advance the user's latest event time (events may arrive out of order) and count the event."""
         self.last_ts_ns = max(self.last_ts_ns, ts_ns)
-        self.stamp_ns = max(self.last_ts_ns, self.stamp_ns + 1_000)
+        self.events += 1
 
 
 class UserState:

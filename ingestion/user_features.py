@@ -19,14 +19,14 @@ def _ts_us(ns: list[int]) -> pa.Array:
 
 
 def user_rows(state: UserState, users: Iterable[int], created_ns: int) -> dict[str, pa.Table]:
-    """One row per touched user and view, stamped at the user's latest event (point-in-time safe), or just
-    after the previous row when a late event changed the state without moving it (`UserAgg.stamp_ns`)."""
+    """One row per touched user and view, stamped at the user's latest event plus 1 us per earlier event
+    (`UserAgg.stamp_ns`: point-in-time safe, newer after every change, the same whatever the batch order)."""
     ids = sorted(users)
     if not ids:
         return {}
     aggs = [state.users[u] for u in ids]
     windows = [window_features(a) for a in aggs]
-    ts = [a.stamp_ns or a.last_ts_ns for a in aggs]
+    ts = [a.stamp_ns for a in aggs]
     created = _ts_us([created_ns] * len(ids))
     watch = pa.table(
         {

@@ -475,9 +475,7 @@ class IngestWorker:
         return pa.table(
             {
                 "user_id": pa.array(ids, pa.int64()),
-                "event_timestamp": pa.array(
-                    [(a.stamp_ns or a.last_ts_ns) // 1000 for a in aggs], pa.int64()
-                ).cast(US),
+                "event_timestamp": pa.array([a.stamp_ns // 1000 for a in aggs], pa.int64()).cast(US),
                 "created": pa.array([created_ns // 1000] * len(ids), pa.int64()).cast(US),
                 "age": pa.array([found[u].age for u in ids], pa.int64()),
                 "gender": pa.array([found[u].gender for u in ids], pa.string()),

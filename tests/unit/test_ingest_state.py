@@ -80,3 +80,42 @@ def test_a_batch_spanning_days_keeps_each_days_end_state_for_the_offline_store()
     assert rows[0]["last_active_ts"] == (day0 + 2 * 60 * 10**9) // 10**9
     assert rows[0]["watch_minutes_1d"] == 3.0 and rows[1]["watch_minutes_1d"] == 5.0
     assert state.drain_days() == []  # taken once
+
+
+def test_row_stamp_grows_with_late_events_and_ignores_the_order_they_came_in() -> None:
+    # A batch applies watches, then ratings, then accounts, so a restart that moves batch boundaries
+    # changes the order: the stamp must not (the kill -9 test compares final rows, stamps included).
+    events = [("w", T0 + 5 * MIN, 0), ("r", T0 + 2 * MIN, 4), ("w", T0 + MIN, 1), ("a", T0, 0)]
+    stamps = []
+    for order in (events, events[::-1], sorted(events, key=lambda e: e[0])):
+        s = _state()
+        for kind, ts, x in order:
+            if kind == "w":
+                s.watch(ts, 1, "a+2000", x)
+            elif kind == "r":
+                s.rate(ts, 1, x, "b+2001")
+            else:
+                s.account(ts, 1)
+        stamps.append(s.users[1].stamp_ns)
+    assert stamps == [T0 + 5 * MIN + 3_000] * 3
+    s = _state()
+    s.watch(T0 + 5 * MIN, 1, "a+2000", 0)
+    first = s.users[1].stamp_ns
+    s.rate(T0, 1, 3, "b+2001")  # late: the latest event stays, the row must still be newer for Redis
+    assert first == T0 + 5 * MIN and s.users[1].stamp_ns > first
+    s.rate(T0, 1, 3, "b+2001")  # the same line again changes nothing, nor the stamp
+    assert s.users[1].stamp_ns == first + 1_000
+
+
+def test_snapshot_without_an_event_count_derives_it(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    s = _state()
+    for i in range(3):
+        s.watch(T0 + i * MIN, 7, "a+2000", i)
+    s.rate(T0, 7, 4, "a+2000")
+    path = snapshots.save(tmp_path, "movielog", 0, 5, s)
+    pq.write_table(pq.read_table(path).drop_columns(["events"]), path)
+    again = _state()
+    snapshots.load(path, again)
+    assert again.users[7].events == 4 and again.users[7].stamp_ns == s.users[7].stamp_ns
