@@ -35,6 +35,11 @@ class IngestSettings(PlatformSettings):
         True,
         description="Run the sessions + movie features job in this worker (one worker of a group is enough).",
     )
+    movie_repush_s: float = Field(
+        21600.0,
+        gt=0,
+        description="A movie row unchanged for this long is pushed online again (changed rows go at each refresh).",
+    )
     push_online: bool = Field(True, description="Push user features to the online store after each batch.")
     online_check_s: float = Field(
         10.0,

@@ -32,6 +32,7 @@ from ingestion.dlq import DeadLetter, DeadLetterWriter, recovery_consumer
 from ingestion.layout import BatchId, OfflineLayout
 from ingestion.movie_features import latest_per_movie, movie_rows, write_rows
 from ingestion.online import OnlineWriter
+from ingestion.online_changes import ChangedRows
 from ingestion.online_sync import OnlineSync
 from ingestion.progress import Progress, atomic_write
 from ingestion.sessions import sessionize, stale_dates
@@ -97,6 +98,8 @@ class IngestWorker:
         self.layout = OfflineLayout(self.s.offline_dir)
         self.progress = Progress(self.layout)
         self.online = online
+        self.movie_changes = ChangedRows(self.s.movie_repush_s)
+        """Movie rows already online: each refresh pushes only the others."""
         self.movies = movies
         self.users = users
         self.descriptions = descriptions
@@ -282,16 +285,25 @@ class IngestWorker:
         stamp = time.time_ns()
         rows = movie_rows(self.layout, self.movie_meta, stamp)
         write_rows(self.layout, rows, stamp)
+        pushed: dict[str, int] = {}
         if self.online is not None and self.s.push_online:
+            now = time.time()
             for view, table in rows.items():
+                changed, digests = self.movie_changes.select(view, latest_per_movie(table), now)
+                if not changed.num_rows:
+                    continue
                 try:
-                    self.online.write(view, latest_per_movie(table))
-                except Exception as exc:  # the next refresh rewrites every movie anyway
+                    self.online.write(view, changed)
+                except Exception as exc:  # not recorded as pushed: the next refresh tries these rows again
                     metrics.PUSH_FAILURES.inc()
                     log.warning("online push of %s failed (%s)", view, exc)
+                    continue
+                self.movie_changes.commit(view, digests, now)
+                pushed[f"{view} pushed"] = changed.num_rows
         return {
             **{f"sessions {d}": n for d, n in written.items()},
             **{v: t.num_rows for v, t in rows.items()},
+            **pushed,
         }
 
     def stop(self) -> None:
