@@ -130,6 +130,14 @@ class SelfDescriptionColdStart:
             self._thread = threading.Thread(target=self._run, name="cold-start-build", daemon=True)
             self._thread.start()
 
+    def building(self, router: Router) -> bool:
+        """True while an arm of the active experiment uses the policy and its first build has not ended
+        (readiness waits for it: until then that arm would answer the popular list, and the build's CPU
+        would slow every answer of a worker already taking traffic)."""
+        experiment = router.experiment
+        used = any(a.cold_start == POLICY for a in (experiment.arms if experiment else ()))
+        return used and self.built is None and self.last_error is None
+
     def wait(self, timeout_s: float) -> bool:
         """Block until no build is running (tests and start-up); True when a policy is loaded."""
         thread = self._thread

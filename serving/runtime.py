@@ -269,12 +269,14 @@ class Runtime:
     # --- admin and operations -------------------------------------------------------------
 
     def readiness(self) -> dict[str, Any]:
-        """Ready when at least one model and a non-empty movie table are loaded."""
+        """Ready when at least one model and a non-empty movie table are loaded, and the cold-start policy is
+        built if an arm uses it."""
         models = self.models.available()
         checks = {
             "models": bool(models),
             "movie_table": len(self.table) > 0,
             "feature_store": self.users is not None,
+            "cold_start_policy": not self.cold.building(self.router),
         }
         return {"ready": all(checks.values()), "checks": checks, "models": models,
                 "movies": len(self.table), "table_error": self.table_error}  # fmt: skip

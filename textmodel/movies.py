@@ -14,6 +14,7 @@ The newest `vector_cache_keep` files per model id are kept.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -174,10 +175,27 @@ def movie_vectors(
     catalogue = catalogue_hash(ids, docs)
     path = cache_path(encoder.model_id, catalogue, settings)
     cached = load_movie_vectors(encoder.model_id, catalogue, settings)
-    if cached is not None:
-        metrics.MOVIE_VECTOR_CACHE.labels("hit").inc()
-        return cached
-    metrics.MOVIE_VECTOR_CACHE.labels("miss").inc()
+    if cached is None:
+        # Several processes (API workers, replicas on one volume) start on one catalogue: one embeds it,
+        # the others wait on the lock and then read its file instead of each spending the CPU again.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                cached = load_movie_vectors(encoder.model_id, catalogue, settings)
+                if cached is None:
+                    metrics.MOVIE_VECTOR_CACHE.labels("miss").inc()
+                    return _embed(encoder, ids, docs, path, settings)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    metrics.MOVIE_VECTOR_CACHE.labels("hit").inc()
+    return cached
+
+
+def _embed(
+    encoder: TextEncoder, ids: list[str], docs: list[str], path: Path, settings: TextSettings
+) -> MovieVectors:
+    """Embed the catalogue (reusing rows of the newest other cache file of the model), write it to `path`."""
     digests = _doc_digests(ids, docs)
     matrix = np.zeros((len(ids), encoder.dim), dtype=np.float32)
     todo = np.ones(len(ids), dtype=bool)

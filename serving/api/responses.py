@@ -41,7 +41,12 @@ class Readiness(BaseModel):
     """`GET /readyz`: whether this process serves model answers, and which check fails."""
 
     ready: bool
-    checks: dict[str, bool] = Field(description="models, movie_table, feature_store: each True when loaded.")
+    checks: dict[str, bool] = Field(
+        description=(
+            "models, movie_table, feature_store: each True when loaded; cold_start_policy: False while an arm's "
+            "self-description policy is on its first build."
+        )
+    )
     models: dict[str, int] = Field(description="Loaded model refs (champion, challenger, v<N>) -> version.")
     movies: int = Field(ge=0, description="Rows of the movie feature table.")
     table_error: str | None = Field(description="Why the last movie table read failed; null when it did not.")

@@ -220,9 +220,12 @@ def test_the_build_follows_the_table_and_only_when_an_arm_uses_it(tmp_path: Path
     popular_only = "experiments:\n  - {name: e, salt: s, arms: [{name: a, weight: 1, cold_start: popular}]}\n"
     cold.schedule(table(), manager, Router(parse_experiments(popular_only)))
     assert not cold.wait(5.0) and not loads, "no arm uses it: nothing is loaded or built"
+    assert not cold.building(Router(parse_experiments(popular_only))), "readiness does not wait for it"
     ours = popular_only.replace("popular}", "self_description}")
+    assert cold.building(Router(parse_experiments(ours))), "readiness waits for the first build"
     cold.schedule(table(), manager, Router(parse_experiments(ours)))
     assert cold.wait(30.0) and cold.built is not None
+    assert not cold.building(Router(parse_experiments(ours)))
     assert cold.built.generation == 1 and cold.built.model_id == "fake-model-v1"
     assert list(tmp_path.glob("textmodel/movie_vectors/fake-model-v1-*.npz")), (
         "movie vectors cached under var/"

@@ -154,3 +154,27 @@ def test_minilm_movie_vectors_are_384_wide(tmp_path: Path) -> None:
     ids, matrix = movie_vectors(load_encoder(settings), _catalogue(), settings)
     assert matrix.shape == (6, 384) and len(ids) == 6
     np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+
+
+def test_processes_starting_together_embed_the_catalogue_once(settings: TextSettings) -> None:
+    import threading
+    import time
+
+    class SlowEncoder(CountingEncoder):
+        def encode(self, texts: Sequence[str]) -> Matrix:
+            time.sleep(0.3)  # long enough that the second caller arrives while the first embeds
+            return super().encode(texts)
+
+    frame = _catalogue()
+    encoders = [SlowEncoder(), SlowEncoder()]
+    results: list[np.ndarray] = []
+    threads = [
+        threading.Thread(target=lambda e=e: results.append(movie_vectors(e, frame, settings).matrix))
+        for e in encoders
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 2 and np.array_equal(results[0], results[1])
+    assert sorted(len(e.seen) for e in encoders) == [0, 6], "the second waited for the first's file"
