@@ -42,6 +42,8 @@ __all__ = ["SEC", "UNKNOWN", "Attribution", "OnlineJoin", "Shown", "attribution"
 
 SEC: Final = 1_000_000_000
 PROVENANCE_BUFFER: Final = 200_000
+ORIGINS_MAX: Final = 10_000
+"""Distinct provenance origins shared by identity (interleaved team strings could otherwise be many)."""
 """Unmatched provenance records kept (oldest dropped): a front-end line arrives within seconds of its record."""
 
 
@@ -94,12 +96,18 @@ class OnlineJoin:
         self.rating_rows: list[dict[str, Any]] = []
         self.impression_rows: list[Impression] = []
         self.unattributed = 0
+        self._ids: dict[str, str] = {}
+        """Canonical instance of each movie id seen in a list (bounded by the catalogue)."""
+        self._origins: dict[Origin, Origin] = {}
 
     # --- input -----------------------------------------------------------------------------
 
     def recommendation(self, ts_ns: int, user: int, status: int, movies: Iterable[str], ms: int) -> None:
         """A recommendation line of the front end."""
-        shown = Shown(ts_ns, user, tuple(movies), status, ms)
+        ids = self._ids
+        # One string object per movie id: a list lives for the whole hit window (200 req/s x 30 min is
+        # 360K lists of 20 ids), and 20 fresh copies per list made this job the soak's memory growth.
+        shown = Shown(ts_ns, user, tuple(ids.setdefault(m, m) for m in movies), status, ms)
         self.watermark_ns = max(self.watermark_ns, ts_ns)
         self.pending.append(shown)
         if status != 200:
@@ -122,6 +130,8 @@ class OnlineJoin:
         except (KeyError, TypeError, ValueError):
             return
         found = Origin(attribution(record), *origin(record))
+        if len(self._origins) < ORIGINS_MAX:  # few distinct ones (arms x models x paths): share them too
+            found = self._origins.setdefault(found, found)
         queue = self.waiting.get(key)
         if queue:
             queue.popleft().attribute(found)

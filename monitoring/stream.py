@@ -159,12 +159,13 @@ class StreamJob:
     def _feed(self, msgs: list[Any]) -> None:
         join, movielog = self.join, self.s.topic
         lines: list[bytes] = []
+        counts: dict[str, int] = {}
         for msg in msgs:
             if msg.error():
                 continue
             topic = msg.topic()
             self.offsets[topic][msg.partition()] = msg.offset() + 1
-            self.summary.messages[topic] += 1
+            counts[topic] = counts.get(topic, 0) + 1
             if topic == movielog:
                 lines.append(msg.value() or b"")
             else:
@@ -174,6 +175,9 @@ class StreamJob:
                     continue
                 if isinstance(record, dict):
                     join.provenance(record)
+        for topic, n in counts.items():  # once per topic and batch: a labelled inc per message costs
+            self.summary.messages[topic] += n
+            M.MESSAGES.labels(topic).inc(n)
         if not lines:
             return
         batch = parse_batch(lines)
