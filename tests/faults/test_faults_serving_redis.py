@@ -75,6 +75,7 @@ def test_redis_killed_under_load_every_answer_is_200_in_time_fallbacks_counted_a
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
         time.sleep(DOWN_S)
+        restarting_at = time.monotonic()  # Redis may answer before up() returns: "down" ends here
         own_redis.up()  # the supervisor's restart
         restarted_at = time.monotonic()
         time.sleep(AFTER_S)
@@ -97,9 +98,15 @@ def test_redis_killed_under_load_every_answer_is_200_in_time_fallbacks_counted_a
 
     # 2. Fallbacks: only once Redis is gone, each one counted by the service.
     before = [a for a in answers if a.sent_at + a.latency_s < killed_at]  # answered before the kill
-    during = [a for a in answers if killed_at + 0.3 < a.sent_at < restarted_at]
+    during = [a for a in answers if killed_at + 0.3 < a.sent_at and a.sent_at + a.latency_s < restarting_at]
     assert before and {a.path for a in before} == {"model"}, sorted({a.path for a in before})
-    assert during and {a.path for a in during} == {"fallback"}, sorted({a.path for a in during})
+    model_while_down = [
+        (round(a.sent_at - killed_at, 3), round(a.latency_s, 4)) for a in during if a.path != "fallback"
+    ]
+    assert during and not model_while_down, (
+        f"answers not from the fallback while Redis was down (s after the kill, latency s): {model_while_down[:10]}; "
+        f"kill->restart {restarting_at - killed_at:.2f} s, up() took {restarted_at - restarting_at:.2f} s"
+    )
     seen_fallbacks = sum(a.path == "fallback" for a in answers)
     assert fallbacks == seen_fallbacks, f"metric counted {fallbacks}, answers said {seen_fallbacks}"
 
