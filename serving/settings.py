@@ -76,7 +76,9 @@ class ServingSettings(PlatformSettings):
         description="Serve /docs, /redoc and /openapi.json; switch off in production (they map every route, admin ones too).",
     )
     request_budget_ms: float = Field(
-        400.0, gt=0, description="Internal time budget of one request (inside the 600 ms SLA); then fallback."
+        400.0,
+        gt=0,
+        description="Time budget of one request (inside the 600 ms SLA): spent before scoring, the answer is the fallback.",
     )
     feature_timeout_ms: float = Field(
         50.0, gt=0, description="Longest wait for the user's online features before scoring without them."

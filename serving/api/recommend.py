@@ -127,7 +127,10 @@ async def answer(rt: Runtime, user_id: int, start: float) -> Response:
         outcome = rt.fallback_outcome(user_id, bundle, f"features_{exc.reason}")
     else:
         try:
-            if bundle is None:
+            if (time.perf_counter() - start) * 1000.0 > rt.settings.request_budget_ms:
+                # The feature read (or a stalled event loop) used the budget: scoring now would answer late.
+                outcome = rt.fallback_outcome(user_id, bundle, "budget_exceeded")
+            elif bundle is None:
                 outcome = rt.fallback_outcome(user_id, None, "no_model")
             elif not has_history(user, bundle, user_id):
                 # No stored description yet: read it inline (metadata API + encode, bounded by its timeout).

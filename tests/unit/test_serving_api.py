@@ -180,3 +180,33 @@ def test_a_failing_provenance_lookup_does_not_leak_the_error_text(
     resp = client.get("/provenance/" + "a" * 32)
     assert resp.status_code == 503
     assert "registry is unavailable" in resp.text and "secret" not in resp.text and "sqlite" not in resp.text
+
+
+def test_a_request_whose_feature_read_used_its_budget_answers_the_fallback(tmp_path: Path) -> None:
+    import asyncio
+
+    from prometheus_client import REGISTRY
+
+    class SlowUsers:
+        async def get(self, _user_id: int) -> dict[str, Any]:
+            await asyncio.sleep(0.05)
+            return {}
+
+        async def aclose(self) -> None:
+            return None
+
+    def budget_fallbacks() -> float:
+        return REGISTRY.get_sample_value("recsys_fallback_total", {"reason": "budget_exceeded"}) or 0.0
+
+    for budget_ms, over in ((10.0, True), (5_000.0, False)):
+        settings = ServingSettings(RECSYS_VAR_DIR=tmp_path, request_budget_ms=budget_ms)  # type: ignore[call-arg]
+        runtime = Runtime(settings, Router(), ModelManager(lambda: None, check_bundle, 60.0), None,
+                          ProvenanceLog(index_size=10))  # fmt: skip
+        runtime.fallback = ["the+green+mile+1999"]
+        runtime.users = SlowUsers()  # type: ignore[assignment]
+        before = budget_fallbacks()
+        with TestClient(create_app(settings, runtime)) as c:
+            answer = c.get("/recommend/42")
+        assert answer.status_code == 200 and answer.headers["X-Recommendation-Path"] == "fallback"
+        # Over budget: counted as such (the start-up warm-up requests count too); else "no_model" (none here).
+        assert (budget_fallbacks() - before >= 1) if over else (budget_fallbacks() == before), budget_ms
