@@ -129,6 +129,9 @@ TARGETS = {"errors": 0, "p99_ms_worst_minute": 20.0, "rss_growth_pct": 10.0}
 FULL_SCALE = {"users": 1_000_000, "movies": 20_000, "rate": 200.0, "duration": 600.0}
 WORLD_FILES = ("world.json", "movies.parquet", "users.parquet", "truth_movies.parquet", "truth_users.parquet")
 BACKGROUND_NICE = 10
+SERVING_NICE = -10
+"""CPU niceness of the API's autogroup: serving first, as a cluster gives serving pods CPU of their own;
+Kafka, Redis and this script (the clients) stay at 0."""
 """CPU niceness of every process but the API (see `start` in main: the cluster's guaranteed CPU, on one host)."""
 READY_RUN = 20
 """Consecutive ready answers of /readyz before the load starts (each API worker builds its own tables)."""
@@ -150,8 +153,8 @@ def _log(message: str) -> None:
     console.print(f"{time.strftime('%H:%M:%S')} {message}", highlight=False, soft_wrap=True)
 
 
-def _background_autogroup(pid: int) -> None:
-    """Lower the CPU weight of the process's scheduler autogroup too.
+def _set_autogroup(pid: int, nice: int) -> None:
+    """Set the niceness of the process's scheduler autogroup (its CPU weight against other sessions).
 
     Each process started in a session of its own (`srv.Proc`) gets an autogroup of its own when
     the kernel has CONFIG_SCHED_AUTOGROUP on (`/proc/sys/kernel/sched_autogroup_enabled`): CPU is
@@ -160,7 +163,7 @@ def _background_autogroup(pid: int) -> None:
     job's (the first run with `nice` alone: the online metrics job at 62% CPU, each API worker at 35%).
     """
     with contextlib.suppress(OSError):  # no autogroup support: `nice` alone applies
-        Path(f"/proc/{pid}/autogroup").write_text(str(BACKGROUND_NICE))
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
 def _wait_ready_run(url: str, run: int, timeout_s: float) -> float:
@@ -665,8 +668,7 @@ def main() -> None:
             # these 2 shared cores the background jobs would otherwise take the API's CPU.
             prefix = [] if group == "api" else ["nice", "-n", str(BACKGROUND_NICE)]
             procs[group] = srv.Proc(group, [*prefix, recsys, *cmd], env, REPO, logs / f"{group}-{stamp}.log")
-            if group != "api":
-                _background_autogroup(procs[group].popen.pid)
+            _set_autogroup(procs[group].popen.pid, SERVING_NICE if group == "api" else BACKGROUND_NICE)
             return procs[group]
 
         metadata = start(
