@@ -26,6 +26,7 @@ from core.noise import quiet_third_party
 from serving.api import admin, ops, recommend
 from serving.api.recommend import KEY_FEATURES, USER_ID, answer
 from serving.api.responses import distinct_operation_ids
+from serving.loop_watch import LoopWatch
 from serving.runtime import Runtime
 from serving.settings import ServingSettings, get_serving_settings
 
@@ -48,9 +49,12 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
         await warm_up(app)
         gc.collect()
         gc.freeze()  # warm-up objects leave the collector's view: no multi-ms pauses under load
+        watch = LoopWatch(cfg.loop_stall_ms)
+        watch.start()
         try:
             yield
         finally:
+            watch.stop()
             if rt.users is not None:
                 await rt.users.aclose()
             if rt.cold.inline is not None:

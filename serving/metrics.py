@@ -49,6 +49,11 @@ REQUESTS: Final = Counter(
 LATENCY: Final = Histogram(
     "recsys_request_latency_seconds", "Server-side latency of GET /recommend.", buckets=LATENCY_BUCKETS
 )
+LOOP_LAG: Final = Histogram(
+    "recsys_event_loop_lag_seconds",
+    "How late a worker's event loop runs a 50 ms timer: time every queued request waits on top.",
+    buckets=LATENCY_BUCKETS,
+)
 FALLBACKS: Final = Counter("recsys_fallback", "Answers served from the fallback list, by reason.", ["reason"])
 COLD_STARTS: Final = Counter(
     "recsys_cold_start", "Answers to users without history, by the policy that served them.", ["policy"]

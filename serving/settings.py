@@ -80,6 +80,11 @@ class ServingSettings(PlatformSettings):
         gt=0,
         description="Time budget of one request (inside the 600 ms SLA): spent before scoring, the answer is the fallback.",
     )
+    loop_stall_ms: float = Field(
+        150.0,
+        gt=0,
+        description="An event-loop stall this long logs the stack that blocks it (serving.loop_watch).",
+    )
     feature_timeout_ms: float = Field(
         50.0, gt=0, description="Longest wait for the user's online features before scoring without them."
     )
