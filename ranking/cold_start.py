@@ -34,6 +34,7 @@ and reaches 1 at HANDOVER_PLAYS plays, from where the ranker's history features 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Sequence
 from typing import Final
 
@@ -106,6 +107,25 @@ class ColdStartPolicy:
         self._genre_col = {g: i for i, g in enumerate(GENRES)}
         n_genres = self._genres.sum(axis=1)
         self._genre_share = self._genres / np.where(n_genres > 0, n_genres, 1.0)[:, None]
+        self._price(popularity, cost, lam)
+
+    def repriced(
+        self, popularity: npt.NDArray[np.float64], cost: npt.NDArray[np.float64], lam: float
+    ) -> ColdStartPolicy:
+        """The same catalogue (movies, vectors, genres) with a new popularity prior, costs and λ.
+
+        Serving rebuilds the policy after every movie-table refresh, where mostly plays and costs
+        moved: this skips the vectors' covariance and every per-movie Python step.
+        """
+        n = len(self.movie_ids)
+        if popularity.shape != (n,) or cost.shape != (n,) or lam < 0:
+            raise ValueError(f"{n} movies but popularity {popularity.shape}, cost {cost.shape}, lam {lam}")
+        out = copy.copy(self)
+        out._price(popularity, cost, lam)
+        return out
+
+    def _price(self, popularity: npt.NDArray[np.float64], cost: npt.NDArray[np.float64], lam: float) -> None:
+        """The description-independent part of every score: popularity prior minus the cost penalty."""
         pop = np.log1p(np.clip(np.nan_to_num(np.asarray(popularity, dtype=np.float64)), 0.0, None))
         c = np.asarray(cost, dtype=np.float64)
         known = c[np.isfinite(c)]

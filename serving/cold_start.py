@@ -94,6 +94,8 @@ class SelfDescriptionColdStart:
         self.settings = settings
         """Text model settings (None: the process's `get_text_settings()`, read at the first build)."""
         self.built: Built | None = None
+        self._genres: np.ndarray[Any, Any] | None = None
+        """The genre matrix the current vectors and titles were built with (a re-price keeps them)."""
         self.last_error: str | None = None
         self._load_encoder = load_encoder
         self._encoder: TextEncoder | None = None
@@ -182,12 +184,26 @@ class SelfDescriptionColdStart:
 
         t0 = time.perf_counter()
         encoder = self.encoder()
+        ids = [str(m) for m in table.ids]
+        cost = table.gather(COST, np.arange(len(table), dtype=np.int64))
+        last = self.built
+        if (
+            last is not None
+            and last.model_id == encoder.model_id
+            and last.policy.movie_ids == ids
+            and self._genres is not None
+            and np.array_equal(self._genres, table.genres)
+        ):
+            # Same movies, titles and genres (what the vectors and titles come from): only plays and
+            # costs moved. Re-pricing is numpy; the full build is seconds of Python holding the
+            # interpreter lock, which stalled every request of the worker (the soak's p99).
+            policy = last.policy.repriced(popularity_prior(table, popular), cost, lam)
+            return replace(last, policy=policy, generation=table.generation, seconds=time.perf_counter() - t0)
         vectors = movie_vectors(encoder, catalogue_frame(table), self._settings())
         # movie_vectors answers in id order: put its rows back in table order.
         row_of = {str(m): i for i, m in enumerate(vectors.ids.tolist())}
         matrix = vectors.matrix[[row_of[str(m)] for m in table.ids]]
-        ids = [str(m) for m in table.ids]
-        cost = table.gather(COST, np.arange(len(table), dtype=np.int64))
+        self._genres = table.genres.copy()
         policy = ColdStartPolicy(
             ids, matrix, encoder.model_id, table.genres > 0, popularity_prior(table, popular), cost, lam
         )

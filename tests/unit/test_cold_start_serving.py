@@ -253,3 +253,42 @@ def test_an_account_alone_is_no_history() -> None:
     signed_up = {"user_watch_stats__watch_count_total": 0, "user_watch_stats__last_active_ts": 1_800_000_000}
     assert not has_history(signed_up, None, 10**9)
     assert has_history({**signed_up, "user_rating_stats__rating_count": 1}, None, 10**9)
+
+
+def test_a_refresh_that_moved_only_plays_and_costs_reprices_the_policy(tmp_path: Path) -> None:
+    from ranking.cold_start import ColdStartPolicy
+    from textmodel.describe import ParsedDescription
+
+    def with_plays(
+        plays: list[int], genres_of_first: list[str] | None = None, generation: int = 1
+    ) -> MovieTable:
+        ids = list(MOVIES)
+        genres = [MOVIES[m][0] for m in ids]
+        if genres_of_first is not None:
+            genres[0] = genres_of_first
+        return MovieTable.from_rows({
+            "movie_id": ids, "movie_metadata__genres": genres,
+            "movie_metadata__cost": [MOVIES[m][1] * (1 + i) for i, m in enumerate(ids)],
+            "movie_popularity__plays_7d": plays, "movie_metadata__year": [int(m[-4:]) for m in ids],
+        }, generation=generation)  # fmt: skip
+
+    cold = SelfDescriptionColdStart(FakeModel, TextSettings(RECSYS_VAR_DIR=tmp_path))  # type: ignore[call-arg]
+    n = len(MOVIES)
+    cold.built = first = cold.build(with_plays([10] * n), POPULAR, lam=0.1)
+    moved = with_plays([1, 50, 3, 10, 200, 7][:n] + [5] * max(0, n - 6), generation=2)
+    second = cold.build(moved, POPULAR, lam=0.3)
+    assert second.titles is first.titles and second.generation == 2, "re-priced: titles and vectors kept"
+    # Identical to a full build of the same table.
+    full = SelfDescriptionColdStart(FakeModel, TextSettings(RECSYS_VAR_DIR=tmp_path)).build(
+        moved, POPULAR, 0.3
+    )  # type: ignore[call-arg]
+    encoder = FakeModel()
+    d = ParsedDescription(
+        vector=encoder.encode(["space adventure aliens"])[0], model_id=encoder.model_id, liked=(),
+        disliked=(), liked_genres=("Science Fiction",), disliked_genres=(), kind="informative",
+    )  # fmt: skip
+    assert np.allclose(second.policy.scores(d), full.policy.scores(d))
+    assert isinstance(second.policy, ColdStartPolicy) and second.policy.lam == 0.3
+    cold.built = second
+    regenred = cold.build(with_plays([10] * n, ["Horror"], generation=3), POPULAR, lam=0.1)
+    assert regenred.titles is not first.titles, "a genre changed the documents: a full build"
