@@ -130,8 +130,8 @@ FULL_SCALE = {"users": 1_000_000, "movies": 20_000, "rate": 200.0, "duration": 6
 WORLD_FILES = ("world.json", "movies.parquet", "users.parquet", "truth_movies.parquet", "truth_users.parquet")
 BACKGROUND_NICE = 10
 SERVING_NICE = -10
-"""CPU niceness of the API's autogroup: serving first, as a cluster gives serving pods CPU of their own;
-Kafka, Redis and this script (the clients) stay at 0."""
+"""CPU niceness of the autogroups of the API, of Redis (on the request path) and of this script (the
+clients): serving first, as a cluster gives serving pods CPU of their own; Kafka stays at 0."""
 """CPU niceness of every process but the API (see `start` in main: the cluster's guaranteed CPU, on one host)."""
 READY_RUN = 20
 """Consecutive ready answers of /readyz before the load starts (each API worker builds its own tables)."""
@@ -255,6 +255,32 @@ def _copy_redis(source_url: str, url: str) -> dict[str, Any]:
         _log(f"AOF rewritten in {rewrite_s:.0f} s (not during the soak)")
     return {"url": url, "source": source_url, "keys": int(dst.dbsize()), "copy_seconds": copy_s,
             "aof_rewrite_seconds": rewrite_s, "used_memory_mb_all_dbs": dst.info("memory")["used_memory"] / 2**20}  # fmt: skip
+
+
+REDIS_LATENCY_MS = 10
+"""Redis's latency monitor threshold during the soak: events (commands, AOF writes, forks) at least this long."""
+
+
+def _redis_latency(url: str, reset: bool = False) -> dict[str, Any]:
+    """Redis's own latency events (LATENCY LATEST: per event, latest and max ms, count since reset); never raises."""
+    import redis
+
+    client: Any = redis.Redis.from_url(url)
+    try:
+        if reset:
+            client.config_set("latency-monitor-threshold", REDIS_LATENCY_MS)
+            client.execute_command("LATENCY", "RESET")
+            return {}
+        rows = client.execute_command("LATENCY", "LATEST")
+    except redis.RedisError as exc:
+        return {"error": str(exc)}
+    out: dict[str, Any] = {"threshold_ms": REDIS_LATENCY_MS}
+    for row in rows:
+        name = row[0].decode() if isinstance(row[0], bytes) else str(row[0])
+        out[name] = {"latest_ms": int(row[2]), "max_ms": int(row[3])} | (
+            {"count": int(row[4])} if len(row) > 4 else {}
+        )
+    return out
 
 
 def _flush(url: str) -> None:
@@ -381,6 +407,8 @@ class Sample:
     rss_mb: dict[str, float]
     cpu_s: dict[str, float]
     topic_lines: int
+    wait_s: dict[str, float] = field(default_factory=dict)
+    """Seconds the process's main thread (an API worker's event loop) spent runnable but not running."""
 
 
 @dataclass
@@ -433,13 +461,18 @@ class Watch:
         at = time.perf_counter()
         rss: dict[str, float] = {}
         cpu: dict[str, float] = {}
+        wait: dict[str, float] = {}
         for label, p in self.processes():
             with contextlib.suppress(psutil.Error):
                 rss[label] = p.memory_info().rss / 2**20
                 t = p.cpu_times()
                 cpu[label] = t.user + t.system
+                with contextlib.suppress(
+                    OSError, ValueError, IndexError
+                ):  # schedstat: on-CPU ns, run-queue ns, slices
+                    wait[label] = int(Path(f"/proc/{p.pid}/schedstat").read_text().split()[1]) / 1e9
                 self.seen.setdefault(label, [at, at])[1] = at
-        return Sample(at, rss, cpu, watermarks())
+        return Sample(at, rss, cpu, watermarks(), wait)
 
 
 def _round(value: Any) -> Any:
@@ -647,6 +680,7 @@ def main() -> None:
     result: dict[str, Any] = {}
     try:
         redis_info = _copy_redis(source_url, args.redis_url)
+        _redis_latency(args.redis_url, reset=True)
         ensure_topics({topic: kafka.movielog_partitions})
         setup_seconds = time.perf_counter() - t_setup
 
@@ -721,6 +755,12 @@ def main() -> None:
             pid = _listener_pid(port)
             if pid is not None:
                 watch.fixed[group] = pid
+        # The clients and the online store share the API's priority: in production the clients run
+        # elsewhere and Redis has its own CPU; here a client starved by the background jobs would have
+        # its own lateness charged to the service (latency counts from the scheduled send).
+        _set_autogroup(os.getpid(), SERVING_NICE)
+        if "redis" in watch.fixed:
+            _set_autogroup(watch.fixed["redis"], SERVING_NICE)
         producer = make_producer()
         pool = FrontEndPool("127.0.0.1", ports["api"], producer, topic, args.timeout)
         _log(f"{args.warmup:g} s warm-up + {args.duration:g} s measured at {args.rate:g} req/s ({n:,} requests); "
@@ -747,6 +787,7 @@ def main() -> None:
         monitor_metrics = _scrape(f"http://127.0.0.1:{ports['monitor_metrics']}/metrics",
                                   ("recsys_monitor_", "recsys_online_requests_total"))  # fmt: skip
         counters = srv._service_counters(f"http://{host}/metrics")
+        redis_info["latency_events"] = _redis_latency(args.redis_url)
         result = _figures(args, shots, samples, watch, pool, info, redis_info, generated, sessions_per_hour,
                           history_lines_per_s, topic, ingest_metrics, monitor_metrics, counters, ready_s,
                           setup_seconds, full_scale, plot_path)  # fmt: skip
@@ -819,6 +860,10 @@ def _figures(args: argparse.Namespace, shots: Any, samples: list[Sample], watch:
             "growth_pct": (b - a) / a * 100 if a and b is not None else None,
             "rss_max_mb": max(s.rss_mb.get(label, 0.0) for s in samples[i_start:]),
             "cpu_percent_measured": cpu,
+            # CPU contention: ms per second the main thread waited for a core while runnable.
+            "runqueue_wait_ms_per_s": (end.wait_s[label] - start.wait_s[label]) / wall * 1000
+            if label in start.wait_s and label in end.wait_s
+            else None,
             "seen_s": [round(watch.seen[label][0] - t0, 1), round(watch.seen[label][1] - t0, 1)],
         }  # fmt: skip
     labels = sorted(
@@ -963,6 +1008,7 @@ def _report(r: dict[str, Any], args: argparse.Namespace) -> None:
             f"  {label:<24}: {'-' if a is None else f'{a:,.0f}':>7} -> {'-' if b is None else f'{b:,.0f}':>7} MB"
             + (f" ({p['growth_pct']:+.1f}%)" if p["growth_pct"] is not None else "")
             + (f", CPU {cpu:.0f}%" if cpu is not None else "")
+            + (f", run-queue wait {w:.1f} ms/s" if (w := p.get("runqueue_wait_ms_per_s")) is not None else "")
             + ("" if p["in_platform_sum"] else " [not in the platform sum]")
         )
     scale_note = "" if r["full_scale"] else " (smoke configuration: the targets apply to the full-scale run)"

@@ -12,6 +12,7 @@ only the post-scoring constraints read (`serving.constraints`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import time
@@ -35,6 +36,8 @@ from ranking.transforms import (
     unknown_cost,
 )
 from serving.online_reader import OnlineLayout
+
+log = logging.getLogger(__name__)
 
 NUMERIC: Final = (*MOVIE_COLUMNS, MOVIE_YEAR, MOVIE_FIRST_PLAY)
 """Numeric movie columns the transforms read."""
@@ -176,26 +179,38 @@ _CHILD_STORE: dict[tuple[str, str], tuple[Any, Any]] = {}
 """The refresher process's Feast store and Redis client, opened once per (var dir, Redis URL)."""
 
 
-def _read_in_child(
-    var: str, redis_url: str, movie_ids: list[str], generation: int, max_age_s: float
-) -> MovieTable:
+def _child_store(var: str, redis_url: str) -> tuple[Any, Any]:
+    """The reader process's Feast store and Redis client for (var dir, Redis URL), opened on first use."""
     import redis
 
-    from feature_repo import online_signal
     from feature_repo.config import open_store
-    from serving.table_snapshot import shared_read
 
     key = (var, redis_url)
     if key not in _CHILD_STORE:
         client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         _CHILD_STORE[key] = (open_store(Path(var), redis_url), client)
-    store, client = _CHILD_STORE[key]
+    return _CHILD_STORE[key]
+
+
+def _read_in_child(
+    var: str, redis_url: str, movie_ids: list[str], generation: int, max_age_s: float
+) -> MovieTable:
+    from feature_repo import online_signal
+    from serving.table_snapshot import shared_read
+
+    store, client = _child_store(var, redis_url)
     return shared_read(Path(var), movie_ids, generation, lambda: online_signal.peek(client),
                        lambda: read_online(store, redis_url, movie_ids, generation), max_age_s)  # fmt: skip
 
 
 READER_NICE = 10
 """Niceness of the reader process: its ~1.6 s of CPU per read must not take the CPU from the requests."""
+
+
+def _warm_child(var: str, redis_url: str) -> bool:
+    """Open the reader process's store and client (imports and registry: what its first read would pay under load)."""
+    _child_store(var, redis_url)
+    return True
 
 
 def _lower_priority() -> None:
@@ -216,13 +231,23 @@ class TableReader:
         """How old another worker's snapshot of the same counter may be to serve this read (serving.table_snapshot)."""
         self._pool: ProcessPoolExecutor | None = None
 
-    def read(self, movie_ids: Sequence[str], generation: int, timeout_s: float = 300.0) -> MovieTable:
-        """The table from the refresher process; raises what the read raised, or TimeoutError."""
+    def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
             )
-        future = self._pool.submit(
+        return self._pool
+
+    def warm(self, timeout_s: float = 120.0) -> None:
+        """Start the reader process and import what a read needs, before traffic; never raises (a read retries)."""
+        try:
+            self._executor().submit(_warm_child, self.var, self.redis_url).result(timeout=timeout_s)
+        except Exception as exc:  # the first read starts it again
+            log.warning("movie table reader did not start: %s", exc)
+
+    def read(self, movie_ids: Sequence[str], generation: int, timeout_s: float = 300.0) -> MovieTable:
+        """The table from the refresher process; raises what the read raised, or TimeoutError."""
+        future = self._executor().submit(
             _read_in_child, self.var, self.redis_url, list(movie_ids), generation, self.max_age_s
         )
         return future.result(timeout=timeout_s)

@@ -59,6 +59,10 @@ class Refresher:
 
     def _run(self) -> None:
         cfg = self.rt.settings
+        if cfg.reader_prestart and self.rt.store is not None:
+            # Spawn the reader process now, while the service starts: its first use is a re-read
+            # under load, and a spawn then (imports, Feast registry) stalled the soak's workers.
+            self.rt.table_reader().warm()
         last_read, next_full = time.monotonic(), self._next_full()
         seen = self.movie_changes()
         self.read_clock()

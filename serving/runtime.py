@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -188,6 +189,14 @@ class Runtime:
             ids.update(str(m) for m in bundle.index.items)
         return sorted(ids)
 
+    def table_reader(self) -> TableReader:
+        """The movie-table reader process's handle (created on first use)."""
+        if self._reader is None:
+            self._reader = TableReader(
+                self.settings.var_dir, self.settings.redis_url, self.settings.movie_min_refresh_s
+            )
+        return self._reader
+
     def refresh_table(self, background: bool = False) -> bool:
         """Re-read the movie table from the online store and recompute the fallback list; never raises.
 
@@ -197,11 +206,7 @@ class Runtime:
         if self.store is not None and ids:
             try:
                 if background:
-                    if self._reader is None:
-                        self._reader = TableReader(
-                            self.settings.var_dir, self.settings.redis_url, self.settings.movie_min_refresh_s
-                        )
-                    table = self._reader.read(ids, self.table.generation + 1)
+                    table = self.table_reader().read(ids, self.table.generation + 1)
                 else:
                     table = read_online(self.store, self.settings.redis_url, ids, self.table.generation + 1)
                 self.table, self.table_error = table, None
@@ -220,7 +225,9 @@ class Runtime:
             self.fallback = fallback_list(popular, self.table)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
+                # Per-process name: every worker refreshes on its own schedule and a shared name raced
+                # (one worker's rename took the file from under the other's).
+                tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
                 tmp.write_text(json.dumps({"movies": self.fallback, "written_at": time.time()}))
                 tmp.replace(path)
             except OSError as exc:

@@ -113,6 +113,10 @@ class ServingSettings(PlatformSettings):
         ge=0,
         description="Least time between two movie-table re-reads triggered by writes (a re-read costs ~1.6 s of CPU).",
     )
+    reader_prestart: bool = Field(
+        True,
+        description="Spawn the movie-table reader process at start (seconds of imports), not at the first re-read under load.",
+    )
     workers: int = Field(2, ge=1, description="uvicorn worker processes (one per core).")
     clock: Literal["wall", "stream"] = Field(
         "wall",

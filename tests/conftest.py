@@ -5,6 +5,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
+# No movie-table reader process per test app at start (seconds of CPU each); a re-read still spawns it.
+os.environ.setdefault("RECSYS_SERVING_READER_PRESTART", "0")
 
 
 def pytest_sessionstart(session: object) -> None:
