@@ -47,19 +47,21 @@ class ModelBundle:
     loaded_at: float = field(default_factory=time.time)
     policy: str | None = None
     """A baseline version's policy (`candidate_index.POLICIES`): its generator's own list is served."""
-    _aligned: tuple[MovieTable, MovieTable] | None = None
+    _aligned: tuple[tuple[MovieTable, MovieTable], ...] = ()
 
     def vocab_table(self, table: MovieTable) -> MovieTable:
         """The movie table reindexed to the candidate index's vocabulary (row i = `index.items[i]`).
 
         Built once per table object (a refresh replaces the table whole), so a request takes its
-        candidates' rows by position.
+        candidates' rows by position. The last two tables are kept: the refresher builds the new
+        table's before it swaps it in (`Runtime.prepare_table`), while requests still use the old one.
         """
-        cached = self._aligned
-        if cached is not None and cached[0] is table:
-            return cached[1]
+        for held, aligned in self._aligned:
+            if held is table:
+                return aligned
         aligned = table.reindex(self.index.items)
-        self._aligned = (table, aligned)
+        aligned.warm()
+        self._aligned = ((table, aligned), *self._aligned[:1])
         return aligned
 
     @property

@@ -104,6 +104,11 @@ class MovieTable:
             object.__setattr__(self, "_unknown_cost", cached)
         return cached
 
+    def warm(self) -> MovieTable:
+        """Build the per-table caches (row map, matrix, costs) now: off the request path, before the table serves."""
+        _ = self.row_of, self.matrix, self.unknown_cost
+        return self
+
     def reindex(self, movie_ids: Sequence[str] | npt.NDArray[Any]) -> MovieTable:
         """The table with one row per given movie in that order (NaN features, no genres where unknown)."""
         rows = self.rows(movie_ids)
@@ -218,6 +223,10 @@ def _lower_priority() -> None:
     stall for ~200 ms while a read ran at the same priority on a 2-core host)."""
     with contextlib.suppress(OSError):
         os.nice(READER_NICE)
+    with contextlib.suppress(
+        OSError, AttributeError
+    ):  # SCHED_IDLE: a waking worker preempts the read at once
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 class TableReader:

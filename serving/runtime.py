@@ -197,6 +197,16 @@ class Runtime:
             )
         return self._reader
 
+    def prepare_table(self, table: MovieTable) -> None:
+        """Build a new table's caches and every loaded model's view of it before it serves.
+
+        Built lazily, the first request after each refresh paid for them on the event loop (tens of
+        ms at 20,000 movies: a row map, lookups and gathers over the catalogue per model).
+        """
+        table.warm()
+        for bundle in {b.version: b for b in self.models.loaded.values()}.values():
+            bundle.vocab_table(table)
+
     def refresh_table(self, background: bool = False) -> bool:
         """Re-read the movie table from the online store and recompute the fallback list; never raises.
 
@@ -209,6 +219,7 @@ class Runtime:
                     table = self.table_reader().read(ids, self.table.generation + 1)
                 else:
                     table = read_online(self.store, self.settings.redis_url, ids, self.table.generation + 1)
+                self.prepare_table(table)
                 self.table, self.table_error = table, None
             except Exception as exc:  # Redis down: keep the last table
                 self.table_error = f"{type(exc).__name__}: {exc}"

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from core.resilience import CircuitBreaker
 from serving.app import create_app
 from serving.models import ModelBundle
-from serving.movie_table import MovieTable
+from serving.movie_table import COST, NUMERIC, MovieTable
 from serving.recommender import fallback_list, has_history, rank, without
 
 
@@ -125,3 +125,22 @@ def test_workers_follow_edits_of_the_experiment_file_and_ignore_invalid_ones(tmp
     path.write_text(head + "    arms: []\n")  # invalid: no arms
     assert not runtime.watch_experiments()
     assert runtime.router.experiment.shares()["b"] == 0.75, "the running experiment keeps serving"
+
+
+def test_a_prepared_table_serves_from_built_caches_and_the_old_one_keeps_its_own(bundle: ModelBundle) -> None:
+    """The refresher builds a new table's views before the swap: no request rebuilds them on the event loop."""
+    ids = [str(m) for m in bundle.index.items]
+    old, new = _table(ids, [1.0] * len(ids)), _table(ids, [2.0] * len(ids))
+    old_view = bundle.vocab_table(old)
+    new.warm()
+    new_view = bundle.vocab_table(new)  # what Runtime.prepare_table does before `rt.table = new`
+    assert "_row_of" in new.__dict__ and "_matrix" in new_view.__dict__ and "_cost_of" in new.__dict__
+    assert (
+        bundle.vocab_table(old) is old_view and bundle.vocab_table(new) is new_view
+    )  # both held: no rebuild
+    assert float(new_view.matrix[0, NUMERIC.index(COST)]) == 2.0
+    third = _table(ids, [3.0] * len(ids))
+    bundle.vocab_table(third)
+    assert (
+        bundle.vocab_table(new) is new_view and bundle.vocab_table(old) is not old_view
+    )  # two kept, oldest out
