@@ -130,10 +130,11 @@ FULL_SCALE = {"users": 1_000_000, "movies": 20_000, "rate": 200.0, "duration": 6
 WORLD_FILES = ("world.json", "movies.parquet", "users.parquet", "truth_movies.parquet", "truth_users.parquet")
 BACKGROUND_NICE = 10
 BACKGROUND_POLICY = ["chrt", "--idle", "0"]
-"""Scheduling class of the background processes (ingestion, monitor, simulator, metadata API, Kafka):
+"""Scheduling class of the background processes (ingestion, monitor, simulator, metadata API):
 SCHED_IDLE, whose running task the kernel preempts at once when a normal one wakes. Niceness alone
 only sets shares: the third run measured the API workers' event loops waiting 90-125 ms per second
-for a core behind background work at nice 10, even with the API's autogroup at -10."""
+for a core behind background work at nice 10, even with the API's autogroup at -10. Not the Kafka
+broker: at SCHED_IDLE its controller starved for seconds and fenced the broker (a diagnostic run)."""
 SERVING_NICE = -10
 """CPU niceness of the autogroups of the API, of Redis (on the request path) and of this script (the
 clients): serving first, as a cluster gives serving pods CPU of their own; Kafka stays at 0."""
@@ -169,18 +170,6 @@ def _set_autogroup(pid: int, nice: int) -> None:
     """
     with contextlib.suppress(OSError):  # no autogroup support: `nice` alone applies
         Path(f"/proc/{pid}/autogroup").write_text(str(nice))
-
-
-def _set_policy(pid: int, idle: bool) -> None:
-    """Every thread of a running process to SCHED_IDLE (`idle`) or back to SCHED_OTHER; never raises."""
-    flag = "--idle" if idle else "--other"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            ["chrt", "--all-tasks", flag, "--pid", "0", str(pid)],
-            check=False,
-            capture_output=True,
-            timeout=30,
-        )
 
 
 def _wait_ready_run(url: str, run: int, timeout_s: float) -> float:
@@ -778,8 +767,6 @@ def main() -> None:
         _set_autogroup(os.getpid(), SERVING_NICE)
         if "redis" in watch.fixed:
             _set_autogroup(watch.fixed["redis"], SERVING_NICE)
-        if "kafka" in watch.fixed:  # every broker thread; put back after the run
-            _set_policy(watch.fixed["kafka"], idle=True)
         producer = make_producer()
         pool = FrontEndPool("127.0.0.1", ports["api"], producer, topic, args.timeout)
         _log(f"{args.warmup:g} s warm-up + {args.duration:g} s measured at {args.rate:g} req/s ({n:,} requests); "
@@ -818,9 +805,6 @@ def main() -> None:
             for future in make_admin().delete_topics([topic], operation_timeout=30).values():
                 future.result(30)
         _flush(args.redis_url)
-        kafka_pid = _listener_pid(kafka_port)
-        if kafka_pid is not None:
-            _set_policy(kafka_pid, idle=False)
         redis_pid = _listener_pid(redis_port)
         if redis_pid is not None:
             _set_autogroup(redis_pid, 0)
