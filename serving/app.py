@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,9 +45,6 @@ def create_app(settings: ServingSettings | None = None, runtime: Runtime | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt: Runtime = runtime if runtime is not None else await asyncio.to_thread(Runtime.build, cfg)
         app.state.rt = rt
-        # The request loop shares the interpreter with the provenance, feature-log and refresher threads:
-        # a shorter switch interval bounds how long it waits for the lock each time it wants it back.
-        sys.setswitchinterval(cfg.gil_switch_ms / 1000.0)
         rt.start()
         await warm_up(app)
         gc.collect()

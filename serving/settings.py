@@ -80,12 +80,6 @@ class ServingSettings(PlatformSettings):
         gt=0,
         description="Time budget of one request (inside the 600 ms SLA): spent before scoring, the answer is the fallback.",
     )
-    gil_switch_ms: float = Field(
-        1.0,
-        gt=0,
-        le=100,
-        description="Python's thread switch interval in a worker: how long the event loop may wait for the interpreter lock held by a background thread (Python's default: 5).",
-    )
     loop_stall_ms: float = Field(
         150.0,
         gt=0,
