@@ -5,9 +5,24 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Final
 
 import typer
+
+SHM: Final = Path("/dev/shm")
+"""A tmpfs on Linux hosts and in containers (writable even on a read-only root filesystem)."""
+
+
+def metrics_parent() -> str | None:
+    """Where the workers' Prometheus multiprocess files go: /dev/shm when writable, else the temp dir.
+
+    Every request writes its counters and histograms to these memory-mapped files from the event
+    loop. On a disk filesystem a write to a page that writeback just cleaned faults into the
+    filesystem (journal start): behind Kafka's and Redis's fsyncs that can stall the loop, the way
+    gunicorn's docs warn about its worker heartbeat file. tmpfs pages never go to disk.
+    """
+    return str(SHM) if SHM.is_dir() and os.access(SHM, os.W_OK) else None
 
 
 def serve(
@@ -47,7 +62,7 @@ def serve(
     if n > 1:
         # Each worker writes its metrics to files here; /metrics sums them (serving.metrics).
         # Both names: prometheus_client reads one, Feast (imported in the workers) the other.
-        multiproc_dir = tempfile.mkdtemp(prefix="recsys-prom-")
+        multiproc_dir = tempfile.mkdtemp(prefix="recsys-prom-", dir=metrics_parent())
         for var in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR", "RECSYS_SERVING_METRICS_DIR"):
             os.environ[var] = multiproc_dir
     try:

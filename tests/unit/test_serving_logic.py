@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from core.resilience import CircuitBreaker
@@ -144,3 +146,15 @@ def test_a_prepared_table_serves_from_built_caches_and_the_old_one_keeps_its_own
     assert (
         bundle.vocab_table(new) is new_view and bundle.vocab_table(old) is not old_view
     )  # two kept, oldest out
+
+
+def test_worker_metrics_files_go_to_a_tmpfs_when_the_host_has_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The per-request metric writes go to memory-mapped files: on /dev/shm they never wait on disk writeback."""
+    from serving import cli
+
+    shm = Path("/dev/shm")
+    assert cli.metrics_parent() == (str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None)
+    monkeypatch.setattr(cli, "SHM", tmp_path / "no-such-tmpfs")
+    assert cli.metrics_parent() is None  # no tmpfs: the temp dir, as before
