@@ -695,6 +695,12 @@ def main() -> None:
     result: dict[str, Any] = {}
     try:
         redis_info = _copy_redis(source_url, args.redis_url)
+        # The copy and the AOF rewrite wrote GBs: flush them before the platform starts, or their
+        # writeback lands in the soak (a run that skipped this saw the broker's metadata fsync take
+        # 8 s, the broker fenced, and every process stall for ~20 s in its first minute).
+        t_sync = time.perf_counter()
+        os.sync()
+        redis_info["sync_seconds"] = time.perf_counter() - t_sync
         _redis_latency(args.redis_url, reset=True)
         ensure_topics({topic: kafka.movielog_partitions})
         setup_seconds = time.perf_counter() - t_setup
