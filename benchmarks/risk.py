@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
     from benchmarks.risk_report import plot_all, summary_lines
+    from benchmarks.risk_tables import tables_markdown
 
     console = Console()
     started = time.monotonic()
@@ -176,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         "arms": arms,
     }  # fmt: skip
     record["plots"] = {k: os.path.relpath(v, ROOT) for k, v in plot_all(record, args.plots).items()}
+    tables = args.plots / "tables.md"
+    tables.write_text(tables_markdown(record) + "\n")
+    record["tables"] = os.path.relpath(tables, ROOT)
     # Rebuilt from the arms' records: the time is theirs (the rebuild itself takes seconds).
     spent = (
         sum(float(a["seconds"]["arm"]) for a in arms.values())
