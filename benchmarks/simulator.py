@@ -126,7 +126,9 @@ def main() -> None:
         replay = replay_file(files.paths[0], topic, progress=False)
         print(f"replay log file -> Kafka : {replay.lines_per_s:>10,.0f} lines/s ({replay.lines:,} lines)")
     finally:
-        make_admin().delete_topics([topic])
+        admin = make_admin()  # held while waiting: a collected client fails its futures with _DESTROY
+        for future in admin.delete_topics([topic], operation_timeout=30).values():
+            future.result(30)
         shutil.rmtree(work, ignore_errors=True)
 
     out = {

@@ -298,6 +298,27 @@ def _redis_latency(url: str, reset: bool = False) -> dict[str, Any]:
     return out
 
 
+def _drop_stale_topics() -> None:
+    """Delete the topics of earlier soak runs that were stopped before their own clean-up; never raises.
+
+    Fourteen such topics (56 partitions, ~1 GB) were on the broker when three runs in a row
+    collapsed in their first minute: the broker's controller took 3-66 s per event while it
+    carried them, producers timed out and the clients' reconnects overloaded the host. (Every run
+    had left its topic: the clean-up's admin client was collected before its futures resolved.)
+    """
+    from events.kafka import make_admin
+
+    try:
+        admin = make_admin()
+        stale = [t for t in admin.list_topics(timeout=30).topics if t.startswith("bench.soak.")]
+        if stale:
+            for future in admin.delete_topics(stale, operation_timeout=60).values():
+                future.result(60)
+            _log(f"deleted {len(stale)} topics of earlier soak runs")
+    except Exception as exc:  # the run itself does not depend on it
+        _log(f"could not delete the topics of earlier soak runs: {exc}")
+
+
 def _flush(url: str) -> None:
     import redis
 
@@ -702,6 +723,7 @@ def main() -> None:
         os.sync()
         redis_info["sync_seconds"] = time.perf_counter() - t_sync
         _redis_latency(args.redis_url, reset=True)
+        _drop_stale_topics()
         ensure_topics({topic: kafka.movielog_partitions})
         setup_seconds = time.perf_counter() - t_setup
 
@@ -816,9 +838,12 @@ def main() -> None:
         for group in ("simulator", "monitor", "ingestion", "api", "metadata"):
             if group in procs:
                 _stop(procs[group], signal.SIGINT if group in ("simulator", "monitor") else signal.SIGTERM)
-        with contextlib.suppress(Exception):  # the run's topic: nothing else reads it
-            for future in make_admin().delete_topics([topic], operation_timeout=30).values():
+        try:  # the run's topic: nothing else reads it (kept topics slowed later brokers' start-up)
+            admin = make_admin()  # held while waiting: a collected client fails its futures with _DESTROY
+            for future in admin.delete_topics([topic], operation_timeout=30).values():
                 future.result(30)
+        except Exception as exc:  # the results are written anyway; say what is left behind
+            _log(f"could not delete the run's topic {topic}: {exc}")
         _flush(args.redis_url)
         redis_pid = _listener_pid(redis_port)
         if redis_pid is not None:
