@@ -174,11 +174,6 @@ class KafkaBroker:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
-            # The controller fsyncs its metadata log on every write; behind a disk flush (a Redis AOF
-            # rewrite, say) one took 8-12 s here, the 9 s default fenced the only broker and every
-            # partition lost its leader. 30 s rides that out; a dead broker is not affected (the
-            # controller dies with it).
-            "broker.session.timeout.ms": "30000",
             # Local state should not grow without bound: keep a week or 2 GiB per partition.
             "log.retention.hours": "168",
             "log.retention.bytes": str(2 * 1024**3),
