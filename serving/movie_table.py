@@ -223,9 +223,8 @@ def _lower_priority() -> None:
     stall for ~200 ms while a read ran at the same priority on a 2-core host)."""
     with contextlib.suppress(OSError):
         os.nice(READER_NICE)
-    with contextlib.suppress(
-        OSError, AttributeError
-    ):  # SCHED_IDLE: a waking worker preempts the read at once
+    # SCHED_IDLE as well: a waking worker preempts the read at once, whatever the niceness.
+    with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 

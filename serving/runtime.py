@@ -182,10 +182,14 @@ class Runtime:
             self.feature_log.close(timeout_s=2.0)
         self.alerts.flush(2.0)
 
+    def distinct_bundles(self) -> list[ModelBundle]:
+        """Each loaded version once (one version can be loaded under several aliases)."""
+        return list({b.version: b for b in self.models.loaded.values()}.values())
+
     def movie_ids(self) -> list[str]:
         """Every movie any loaded model can recommend."""
         ids: set[str] = set()
-        for bundle in {b.version: b for b in self.models.loaded.values()}.values():
+        for bundle in self.distinct_bundles():
             ids.update(str(m) for m in bundle.index.items)
         return sorted(ids)
 
@@ -204,7 +208,7 @@ class Runtime:
         ms at 20,000 movies: a row map, lookups and gathers over the catalogue per model).
         """
         table.warm()
-        for bundle in {b.version: b for b in self.models.loaded.values()}.values():
+        for bundle in self.distinct_bundles():
             bundle.vocab_table(table)
 
     def refresh_table(self, background: bool = False) -> bool:
