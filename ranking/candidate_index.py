@@ -38,6 +38,7 @@ from ranking.candidates import (
 )
 from ranking.candidates.merge import MISSING_RANK
 from ranking.interactions import history
+from ranking.sparse_topk import rows_max_at, rows_weighted_sum, top, top_outside
 from ranking.transforms import CANDIDATE_COLUMNS
 
 INDEX_DIR: Final = "candidates"
@@ -95,17 +96,6 @@ CANDIDATE_FEATURES: Final[tuple[str, ...]] = CANDIDATE_COLUMNS
 """The per-candidate columns `UserCandidates.features` holds (ranker inputs)."""
 
 
-def _top(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
-    """Positions of the k best finite scores, best first, ties to the smaller position."""
-    finite = int(np.isfinite(scores).sum())
-    k = min(k, finite)
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    top = top[np.isfinite(scores[top])]
-    return np.asarray(top[np.lexsort((top, -scores[top]))], dtype=np.int64)
-
-
 class CandidateIndex:
     """Popularity orders, ALS factors, watched sets and item-item similarity over one sorted vocabulary."""
 
@@ -130,8 +120,12 @@ class CandidateIndex:
         factors = np.zeros((n, als.item_factors.shape[1] if len(als.item_ids) else 0), dtype=np.float32)
         factors[self._als_to_vocab] = als.item_factors
         self._item_factors = factors
-        # The ALS rows in the generator's order, gathered once: per request it was a 2.5 MB copy at 20K movies.
-        self._als_factors = np.ascontiguousarray(factors[self._als_to_vocab])
+        # The movies with ALS factors in vocabulary order, their rows gathered once: a request scores
+        # just these (ties then break to the smaller vocabulary position, as a dense pass would).
+        self._als_at = np.sort(self._als_to_vocab)
+        self._als_factors = np.ascontiguousarray(factors[self._als_at])
+        self._vocab_to_als = np.full(n, -1, dtype=np.int64)
+        self._vocab_to_als[self._als_at] = np.arange(len(self._als_at))
         norms = np.linalg.norm(factors, axis=1)
         self._unit_factors = factors / np.where(norms > 0, norms, 1.0)[:, None]
         self._user_factors = np.ascontiguousarray(als.user_factors, dtype=np.float32)
@@ -144,6 +138,10 @@ class CandidateIndex:
         self._similar = similar.tocsr().astype(np.float32)
         if self._similar.shape != (n, n):
             raise ValueError(f"item similarity is {self._similar.shape}, vocabulary has {n} movies")
+        self._similar.sort_indices()
+        self._sim = (self._similar.indptr, self._similar.indices, self._similar.data)
+        # Best-first orders of the two popularity scores: a request skips its user's seen movies in them.
+        self._orders = {"pop": top(self._pop_score, n), "pop_all": top(self._pop_all_score, n)}
 
     @staticmethod
     def _dense(scores: pd.Series, vocab: pd.Index) -> npt.NDArray[np.float64]:
@@ -213,7 +211,7 @@ class CandidateIndex:
 
     def popular(self, k: int) -> npt.NDArray[np.int64]:
         """The k most popular movies (recency-decayed) as vocabulary positions (fallbacks and cold start)."""
-        return _top(self._pop_score, k)
+        return top_outside(self._orders["pop"], np.empty(0, dtype=np.int64), k)
 
     def watched(self, user_id: int) -> npt.NDArray[np.int64]:
         """Vocabulary positions of what the user had watched when the index was fit."""
@@ -235,30 +233,59 @@ class CandidateIndex:
             return int(self._user_order[at])
         return -1
 
-    def _scores(
-        self, user_id: int, recent: npt.NDArray[np.int64], which: frozenset[str] = frozenset(GENERATORS)
-    ) -> dict[str, npt.NDArray[np.float64]]:
-        """The named generators' scores over the whole vocabulary (-inf: not proposable); fresh arrays."""
-        n = len(self.items)
-        out: dict[str, npt.NDArray[np.float64]] = {}
-        if "pop" in which:
-            out["pop"] = self._pop_score.copy()
-        if "pop_all" in which:
-            out["pop_all"] = self._pop_all_score.copy()
+    def _proposals(
+        self, user_id: int, recent: npt.NDArray[np.int64], seen: npt.NDArray[np.int64], which: dict[str, int]
+    ) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """Each named generator's top k (`which`: generator -> k) outside `seen`, and its scores of all its proposals' union.
+
+        Returns generator -> (top positions best first, score of every position in the union of
+        the tops, sorted; -inf where the generator cannot propose it). Only what the user touches
+        is scored: the popularity orders are precomputed, ALS scores the movies it has factors
+        for, item-item sums the rows of the recent watches (`ranking.sparse_topk`).
+        """
+        tops: dict[str, npt.NDArray[np.int64]] = {}
+        lookups: dict[str, Any] = {}
+        for gen in ("pop", "pop_all"):
+            if gen in which:
+                tops[gen] = top_outside(self._orders[gen], seen, which[gen])
+                lookups[gen] = (self._pop_score if gen == "pop" else self._pop_all_score).__getitem__
         if "als" in which:
             row = self._row(user_id)
-            als = np.full(n, -np.inf)
+            raw = np.full(len(self._als_at), -np.inf)
             if row >= 0 and self._item_factors.shape[1]:
-                als[self._als_to_vocab] = self._als_factors @ self._user_factors[row]
-            out["als"] = als
+                raw = (self._als_factors @ self._user_factors[row]).astype(np.float64)
+            own = raw.copy()
+            blocked = self._vocab_to_als[seen]
+            own[blocked[blocked >= 0]] = -np.inf
+            tops["als"] = self._als_at[top(own, which["als"])]
+
+            def als_at(
+                at: npt.NDArray[np.int64], raw: npt.NDArray[np.float64] = raw
+            ) -> npt.NDArray[np.float64]:
+                j = self._vocab_to_als[at]
+                return np.where(j >= 0, raw[j], -np.inf)
+
+            lookups["als"] = als_at
         if "item" in which:
-            item = np.full(n, -np.inf)
-            if len(recent):
-                weights = RECENT_DECAY ** np.arange(len(recent), dtype=np.float64)
-                summed = np.asarray(self._similar[recent].T @ weights, dtype=np.float64).ravel()
-                item = np.where(summed > 0, summed, -np.inf)
-            out["item"] = item
-        return out
+            weights = RECENT_DECAY ** np.arange(len(recent), dtype=np.float64)
+            cols, sums = rows_weighted_sum(*self._sim, recent, weights)
+            cols, sums = cols[sums > 0], sums[sums > 0]  # only a positive similarity proposes
+            free = ~np.isin(cols, seen)
+            tops["item"] = cols[free][top(sums[free], which["item"])]
+
+            def item_at(
+                at: npt.NDArray[np.int64], cols: Any = cols, sums: Any = sums
+            ) -> npt.NDArray[np.float64]:
+                out = np.full(len(at), -np.inf)
+                if len(cols):
+                    j = np.minimum(np.searchsorted(cols, at), len(cols) - 1)
+                    hit = cols[j] == at
+                    out[hit] = sums[j[hit]]
+                return out
+
+            lookups["item"] = item_at
+        union = np.unique(np.concatenate([np.empty(0, dtype=np.int64), *tops.values()])).astype(np.int64)
+        return {gen: (tops[gen], np.asarray(lookups[gen](union), dtype=np.float64)) for gen in tops}
 
     def _seen(self, user_id: int, recent: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return np.concatenate([self.watched(user_id), recent]).astype(np.int64)
@@ -267,20 +294,15 @@ class CandidateIndex:
         self, policies: list[str], user_id: int, recent: npt.NDArray[np.int64], k: int
     ) -> dict[str, npt.NDArray[np.int64]]:
         """Each baseline policy's top k for the user (seen excluded), topped up with recency popularity."""
-        scores = self._scores(user_id, recent, frozenset({POLICIES[p] for p in policies} | {"pop"}))
         seen = self._seen(user_id, recent)
-        pop = scores["pop"].copy()
-        pop[seen] = -np.inf
+        found = self._proposals(user_id, recent, seen, {POLICIES[p]: k for p in policies})
         out: dict[str, npt.NDArray[np.int64]] = {}
         for policy in policies:
-            own = scores[POLICIES[policy]]
-            own[seen] = -np.inf
-            top = _top(own, k)
-            if len(top) < k:
-                rest = pop.copy()
-                rest[top] = -np.inf
-                top = np.concatenate([top, _top(rest, k - len(top))])
-            out[policy] = top
+            best = found[POLICIES[policy]][0]
+            if len(best) < k:
+                more = top_outside(self._orders["pop"], np.concatenate([seen, best]), k - len(best))
+                best = np.concatenate([best, more])
+            out[policy] = best
         return out
 
     def generator_list(
@@ -297,28 +319,25 @@ class CandidateIndex:
         Candidates are ordered by vocabulary position (the ranker orders them).
         """
         recent = np.empty(0, dtype=np.int64) if recent is None else np.asarray(recent, dtype=np.int64)
-        scores = self._scores(user_id, recent)
         seen = self._seen(user_id, recent)
-        tops: dict[str, npt.NDArray[np.int64]] = {}
-        for gen, k in (("pop", self.config.k_pop), ("als", self.config.k_als), ("item", self.config.k_item)):
-            s = scores[gen]
-            s[seen] = -np.inf
-            tops[gen] = _top(s, k)
-        proposed = np.unique(np.concatenate(list(tops.values()))).astype(np.int64)
+        cfg = self.config
+        found = self._proposals(
+            user_id, recent, seen, {"pop": cfg.k_pop, "als": cfg.k_als, "item": cfg.k_item}
+        )
+        proposed = np.unique(np.concatenate([t for t, _ in found.values()])).astype(np.int64)
         features: dict[str, npt.NDArray[np.float64]] = {}
-        for gen, top in tops.items():
+        for gen in GENERATORS:
+            best, own = found[gen]
             rank = np.full(len(proposed), float(MISSING_RANK))
-            rank[np.searchsorted(proposed, top)] = np.arange(1, len(top) + 1)
+            rank[np.searchsorted(proposed, best)] = np.arange(1, len(best) + 1)
             features[f"rank_{gen}"] = rank
-            own = scores[gen][proposed]
             features[f"score_{gen}"] = np.where(np.isfinite(own), own, np.nan)
         features["score_pop"] = np.log1p(np.maximum(features["score_pop"], 0.0))
         last = recent[:LAST_N]
         if len(last) and self._unit_factors.shape[1]:
             cos = self._unit_factors[proposed] @ self._unit_factors[last].T
             features["sim_als_last"] = cos.max(axis=1).astype(np.float64)
-            sims = np.asarray(self._similar[last][:, proposed].todense())
-            features["sim_item_last"] = sims.max(axis=0).astype(np.float64)
+            features["sim_item_last"] = rows_max_at(*self._sim, last, proposed, len(self.items))
         else:
             features["sim_als_last"] = np.full(len(proposed), np.nan)
             features["sim_item_last"] = np.full(len(proposed), np.nan)
