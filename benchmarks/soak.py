@@ -138,12 +138,14 @@ FULL_SCALE = {"users": 1_000_000, "movies": 20_000, "rate": 200.0, "duration": 6
 WORLD_FILES = ("world.json", "movies.parquet", "users.parquet", "truth_movies.parquet", "truth_users.parquet")
 BACKGROUND_NICE = 10
 BACKGROUND_POLICY = ["chrt", "--idle", "0"]
-"""Scheduling class of the background processes (ingestion, monitor, simulator, metadata API):
-SCHED_IDLE, whose running task the kernel preempts at once when a normal one wakes. Niceness alone
-only sets shares: the third run measured the API workers' event loops waiting 90-125 ms per second
-for a core behind background work at nice 10, even with the API's autogroup at -10. Not the Kafka
-broker: at SCHED_IDLE, or with its autogroup at nice 10, its controller starved behind the API for
-8-66 s and fenced the broker (two diagnostic runs and an aborted full run); it stays at nice 0."""
+"""Scheduling class of the background processes that may fall behind (monitor, simulator, metadata
+API): SCHED_IDLE, whose running task the kernel preempts at once when a normal one wakes. Not
+ingestion: at SCHED_IDLE it fell 23K lines behind in ten minutes (the online features went stale
+and its prefetch grew its RSS); it runs in the normal class at nice 10, its autogroup too. Not the
+Kafka broker: at SCHED_IDLE, or with its autogroup at nice 10, its controller starved behind the API
+for 8-66 s and fenced the broker (two diagnostic runs and an aborted full run); it stays at nice 0."""
+IDLE_GROUPS = frozenset({"monitor", "simulator", "metadata"})
+"""The groups started under BACKGROUND_POLICY."""
 SERVING_NICE = -10
 """CPU niceness of the autogroups of the API, of Redis (on the request path) and of this script (the
 clients): serving first, as a cluster gives serving pods CPU of their own."""
@@ -743,7 +745,8 @@ def main() -> None:
             # Everything but the API runs at a lower CPU priority: on a cluster the serving pods have
             # guaranteed CPU and ingestion, monitoring and the simulated world run on other nodes; on
             # these 2 shared cores the background jobs would otherwise take the API's CPU.
-            prefix = [] if group == "api" else [*BACKGROUND_POLICY, "nice", "-n", str(BACKGROUND_NICE)]
+            policy = BACKGROUND_POLICY if group in IDLE_GROUPS else []
+            prefix = [] if group == "api" else [*policy, "nice", "-n", str(BACKGROUND_NICE)]
             procs[group] = srv.Proc(group, [*prefix, recsys, *cmd], env, REPO, logs / f"{group}-{stamp}.log")
             _set_autogroup(procs[group].popen.pid, SERVING_NICE if group == "api" else BACKGROUND_NICE)
             return procs[group]

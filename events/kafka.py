@@ -91,6 +91,10 @@ def make_consumer(
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         "enable.partition.eof": False,
+        # Bounded prefetch: a consumer that falls behind holds at most this much in librdkafka's
+        # queues (the defaults, 64 MB and 100K messages, made a lagging consumer's RSS climb).
+        "queued.max.messages.kbytes": s.consumer_prefetch_kbytes,
+        "queued.min.messages": 10_000,
     }
     config.update(extra or {})
     return Consumer(_with_logger(config))

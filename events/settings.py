@@ -39,6 +39,12 @@ class KafkaSettings(PlatformSettings):
         description="Longest log line: replay refuses longer ones, the DLQ keeps this much of a bad line's bytes.",
     )
 
+    consumer_prefetch_kbytes: int = Field(
+        8_192,
+        ge=1_024,
+        description="Most bytes a consumer prefetches per partition queue (librdkafka's default, 64 MB, grows RSS when behind).",
+    )
+
     def client_config(self) -> dict[str, str]:
         """librdkafka settings common to producers, consumers and admin clients."""
         config = {
