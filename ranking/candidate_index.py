@@ -211,7 +211,7 @@ class CandidateIndex:
 
     def popular(self, k: int) -> npt.NDArray[np.int64]:
         """The k most popular movies (recency-decayed) as vocabulary positions (fallbacks and cold start)."""
-        return top_outside(self._orders["pop"], np.empty(0, dtype=np.int64), k)
+        return top_outside(self._orders["pop"], np.zeros(len(self.items), dtype=bool), k)
 
     def watched(self, user_id: int) -> npt.NDArray[np.int64]:
         """Vocabulary positions of what the user had watched when the index was fit."""
@@ -245,32 +245,34 @@ class CandidateIndex:
         """
         tops: dict[str, npt.NDArray[np.int64]] = {}
         lookups: dict[str, Any] = {}
+        blocked = np.zeros(len(self.items), dtype=bool)
+        blocked[seen] = True
         for gen in ("pop", "pop_all"):
             if gen in which:
-                tops[gen] = top_outside(self._orders[gen], seen, which[gen])
+                tops[gen] = top_outside(self._orders[gen], blocked, which[gen])
                 lookups[gen] = (self._pop_score if gen == "pop" else self._pop_all_score).__getitem__
         if "als" in which:
             row = self._row(user_id)
-            raw = np.full(len(self._als_at), -np.inf)
             if row >= 0 and self._item_factors.shape[1]:
-                raw = (self._als_factors @ self._user_factors[row]).astype(np.float64)
-            own = raw.copy()
-            blocked = self._vocab_to_als[seen]
-            own[blocked[blocked >= 0]] = -np.inf
-            tops["als"] = self._als_at[top(own, which["als"])]
+                raw = self._als_factors @ self._user_factors[row]  # float32, as fitted
+                own = np.where(blocked[self._als_at], np.float32(-np.inf), raw)
+                tops["als"] = self._als_at[top(own, which["als"])]
+            else:
+                raw = np.full(len(self._als_at), -np.inf, dtype=np.float32)
+                tops["als"] = np.empty(0, dtype=np.int64)
 
             def als_at(
-                at: npt.NDArray[np.int64], raw: npt.NDArray[np.float64] = raw
+                at: npt.NDArray[np.int64], raw: npt.NDArray[np.float32] = raw
             ) -> npt.NDArray[np.float64]:
                 j = self._vocab_to_als[at]
-                return np.where(j >= 0, raw[j], -np.inf)
+                return np.where(j >= 0, raw[j].astype(np.float64), -np.inf)
 
             lookups["als"] = als_at
         if "item" in which:
             weights = RECENT_DECAY ** np.arange(len(recent), dtype=np.float64)
             cols, sums = rows_weighted_sum(*self._sim, recent, weights)
             cols, sums = cols[sums > 0], sums[sums > 0]  # only a positive similarity proposes
-            free = ~np.isin(cols, seen)
+            free = ~blocked[cols]
             tops["item"] = cols[free][top(sums[free], which["item"])]
 
             def item_at(
@@ -300,8 +302,9 @@ class CandidateIndex:
         for policy in policies:
             best = found[POLICIES[policy]][0]
             if len(best) < k:
-                more = top_outside(self._orders["pop"], np.concatenate([seen, best]), k - len(best))
-                best = np.concatenate([best, more])
+                blocked = np.zeros(len(self.items), dtype=bool)
+                blocked[seen] = blocked[best] = True
+                best = np.concatenate([best, top_outside(self._orders["pop"], blocked, k - len(best))])
             out[policy] = best
         return out
 

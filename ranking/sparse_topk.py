@@ -21,32 +21,26 @@ F64 = npt.NDArray[np.float64]
 
 def top(scores: npt.NDArray[Any], k: int) -> I64:
     """Positions of the k best finite scores, best first, ties to the smaller position."""
-    finite = int(np.isfinite(scores).sum())
-    k = min(k, finite)
+    k = min(k, len(scores))
     if k <= 0:
         return np.empty(0, dtype=np.int64)
-    if k < len(scores):
-        # Every position tied with the k-th best, not argpartition's arbitrary pick among them.
-        kth = -np.partition(-scores, k - 1)[k - 1]
-        best = np.flatnonzero(scores >= kth)
-    else:
-        best = np.flatnonzero(np.isfinite(scores))
+    kth = -np.partition(-scores, k - 1)[k - 1] if k < len(scores) else -np.inf
+    # Every position tied with the k-th best, not argpartition's arbitrary pick among them.
+    best = np.flatnonzero(scores >= kth) if np.isfinite(kth) else np.flatnonzero(np.isfinite(scores))
     best = best[np.isfinite(scores[best])]
     return np.asarray(best[np.lexsort((best, -scores[best]))][:k], dtype=np.int64)
 
 
-def top_outside(order: I64, excluded: I64, k: int) -> I64:
-    """The first k of a precomputed best-first `order` that are not in `excluded`.
+def top_outside(order: I64, blocked: npt.NDArray[np.bool_], k: int) -> I64:
+    """The first k of a precomputed best-first `order` whose `blocked` flag is off.
 
-    Equals `top(scores with excluded set to -inf, k)` when `order = top(scores, len(scores))`,
-    in O(k + len(excluded)) instead of a pass over every score.
+    Equals `top(scores with the blocked set to -inf, k)` when `order = top(scores, len(scores))`,
+    in O(k + blocked count) instead of a pass over every score.
     """
     if k <= 0:
         return np.empty(0, dtype=np.int64)
-    head = order[: k + len(excluded)]
-    if len(excluded):
-        head = head[~np.isin(head, excluded)]
-    return np.asarray(head[:k], dtype=np.int64)
+    head = order[: k + int(np.count_nonzero(blocked))]
+    return np.asarray(head[~blocked[head]][:k], dtype=np.int64)
 
 
 def rows_weighted_sum(
