@@ -42,8 +42,9 @@ What runs (every process started here is stopped at the end, also on failure):
    API worker's event loop, was runnable without a core) measures CPU contention.
 5. CPU placement, standing in for a cluster where serving pods have CPU of their own and the
    batch jobs run elsewhere: the API, Redis and this script (the clients) run in scheduler
-   autogroups at nice -10; ingestion, the monitor, the simulator and the metadata API at
-   SCHED_IDLE and nice 10 (a waking request preempts them at once); the Kafka broker stays at
+   autogroups at nice -10; the monitor, the simulator and the metadata API at SCHED_IDLE and
+   nice 10 (a waking request preempts them at once); ingestion at nice 10 in the normal class
+   (at SCHED_IDLE it fell behind); the Kafka broker stays at
    nice 0 (at SCHED_IDLE or with its autogroup at nice 10 it starved behind the API: controller
    events took 8-66 s, the broker was fenced). Redis's autogroup is put back to 0 at the end.
 
