@@ -92,7 +92,8 @@ def make_consumer(
         "heartbeat.interval.ms": 1000,
         "enable.partition.eof": False,
         # Bounded prefetch: a consumer that falls behind holds at most this much in librdkafka's
-        # queues (the defaults, 64 MB and 100K messages, made a lagging consumer's RSS climb).
+        # queue (one queue per high-level consumer; the defaults, 64 MB in all and 100K messages
+        # a partition, made a lagging consumer's RSS climb).
         "queued.max.messages.kbytes": s.consumer_prefetch_kbytes,
         "queued.min.messages": 10_000,
     }

@@ -42,7 +42,7 @@ class KafkaSettings(PlatformSettings):
     consumer_prefetch_kbytes: int = Field(
         8_192,
         ge=1_024,
-        description="Most bytes a consumer prefetches per partition queue (librdkafka's default, 64 MB, grows RSS when behind).",
+        description="Most kilobytes a consumer prefetches into its queue (librdkafka's default, 64 MB, grows RSS when behind).",
     )
 
     def client_config(self) -> dict[str, str]:

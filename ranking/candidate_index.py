@@ -264,8 +264,10 @@ class CandidateIndex:
             def als_at(
                 at: npt.NDArray[np.int64], raw: npt.NDArray[np.float32] = raw
             ) -> npt.NDArray[np.float64]:
+                out = np.full(len(at), -np.inf)
                 j = self._vocab_to_als[at]
-                return np.where(j >= 0, raw[j].astype(np.float64), -np.inf)
+                out[j >= 0] = raw[j[j >= 0]]
+                return out
 
             lookups["als"] = als_at
         if "item" in which:

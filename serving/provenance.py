@@ -309,7 +309,7 @@ class ProvenanceLog:
             # librdkafka's default back-off grows to 10 s; 2 s bounds how late a recovery is noticed.
             "reconnect.backoff.max.ms": 2000,
             # Records are read seconds later at the earliest: batching 100 ms of them costs the
-            # drain thread and the broker a tenth of the wake-ups of the default 20 ms.
+            # drain thread and the broker a fifth of the wake-ups of make_producer's 20 ms.
             "linger.ms": 100,
             "error_cb": self._on_error,
             "logger": _KAFKA_LOG,
