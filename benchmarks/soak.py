@@ -309,17 +309,16 @@ def _drop_stale_topics() -> None:
     carried them, producers timed out and the clients' reconnects overloaded the host. (Every run
     had left its topic: the clean-up's admin client was collected before its futures resolved.)
     """
-    from events.kafka import make_admin
+    from events.kafka import delete_topics, make_admin
 
     try:
-        admin = make_admin()
-        stale = [t for t in admin.list_topics(timeout=30).topics if t.startswith("bench.soak.")]
-        if stale:
-            for future in admin.delete_topics(stale, operation_timeout=60).values():
-                future.result(60)
-            _log(f"deleted {len(stale)} topics of earlier soak runs")
+        stale = [t for t in make_admin().list_topics(timeout=30).topics if t.startswith("bench.soak.")]
+        failed = delete_topics(stale, timeout_s=60)
     except Exception as exc:  # the run itself does not depend on it
-        _log(f"could not delete the topics of earlier soak runs: {exc}")
+        _log(f"could not list the topics of earlier soak runs: {exc}")
+        return
+    if stale:
+        _log(f"deleted {len(stale) - len(failed)} of {len(stale)} topics of earlier soak runs {failed or ''}")
 
 
 def _flush(url: str) -> None:
@@ -709,7 +708,7 @@ def main() -> None:
         (soak / "var" / "sim" / name).symlink_to(work / "var" / "sim" / name)
     logs = soak / "logs"
 
-    from events.kafka import ensure_topics, make_admin, make_producer
+    from events.kafka import delete_topics, ensure_topics, make_producer
     from events.settings import get_kafka_settings
 
     kafka = get_kafka_settings()
@@ -842,12 +841,9 @@ def main() -> None:
         for group in ("simulator", "monitor", "ingestion", "api", "metadata"):
             if group in procs:
                 _stop(procs[group], signal.SIGINT if group in ("simulator", "monitor") else signal.SIGTERM)
-        try:  # the run's topic: nothing else reads it (kept topics slowed later brokers' start-up)
-            admin = make_admin()  # held while waiting: a collected client fails its futures with _DESTROY
-            for future in admin.delete_topics([topic], operation_timeout=30).values():
-                future.result(30)
-        except Exception as exc:  # the results are written anyway; say what is left behind
-            _log(f"could not delete the run's topic {topic}: {exc}")
+        # The run's topic: nothing else reads it (kept topics slowed later brokers' start-up).
+        for name, error in delete_topics([topic]).items():  # the results are written anyway: say what is left
+            _log(f"could not delete the run's topic {name}: {error}")
         _flush(args.redis_url)
         redis_pid = _listener_pid(redis_port)
         if redis_pid is not None:

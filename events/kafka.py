@@ -148,6 +148,27 @@ def ensure_topics(
     return created
 
 
+def delete_topics(
+    names: Iterable[str], settings: KafkaSettings | None = None, timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Delete topics and wait for each; returns name -> error for the ones that failed (never raises for them).
+
+    The admin client is held until every future resolves: a client collected earlier fails its
+    pending futures with `_DESTROY`, and the topics stay (that is how every soak run once left its topic).
+    """
+    wanted = list(names)
+    if not wanted:
+        return {}
+    admin = make_admin(settings)
+    failed: dict[str, str] = {}
+    for name, future in admin.delete_topics(wanted, operation_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+        except Exception as exc:  # KafkaException, or a timeout of the future itself
+            failed[name] = str(exc)
+    return failed
+
+
 def broker_reachable(settings: KafkaSettings | None = None, timeout_s: float = 3.0) -> bool:
     """True when a metadata request to the cluster succeeds within the timeout."""
     try:

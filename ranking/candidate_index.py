@@ -18,7 +18,7 @@ was trained with (`<model>/candidates/`, plain `.npz` + JSON, no pickle) and swa
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,7 +38,7 @@ from ranking.candidates import (
 )
 from ranking.candidates.merge import MISSING_RANK
 from ranking.interactions import history
-from ranking.sparse_topk import rows_max_at, rows_weighted_sum, top, top_outside
+from ranking.sparse_topk import lookup, rows_max_at, rows_weighted_sum, top, top_outside
 from ranking.transforms import CANDIDATE_COLUMNS
 
 INDEX_DIR: Final = "candidates"
@@ -96,6 +96,21 @@ CANDIDATE_FEATURES: Final[tuple[str, ...]] = CANDIDATE_COLUMNS
 """The per-candidate columns `UserCandidates.features` holds (ranker inputs)."""
 
 
+@dataclass
+class _Proposals:
+    """One user's generator tops and the sparse scores behind them (`CandidateIndex._proposals`)."""
+
+    tops: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    """Generator -> its top k outside the user's seen movies, best first."""
+    als: npt.NDArray[np.float32] | None = None
+    """ALS scores of the movies with factors (`CandidateIndex._als_at`); None: the user is unknown."""
+    item: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] = (
+        np.empty(0, dtype=np.int64),
+        np.empty(0, dtype=np.float64),
+    )
+    """Item-item: the movies with a positive summed similarity (sorted) and those sums."""
+
+
 class CandidateIndex:
     """Popularity orders, ALS factors, watched sets and item-item similarity over one sorted vocabulary."""
 
@@ -124,8 +139,6 @@ class CandidateIndex:
         # just these (ties then break to the smaller vocabulary position, as a dense pass would).
         self._als_at = np.sort(self._als_to_vocab)
         self._als_factors = np.ascontiguousarray(factors[self._als_at])
-        self._vocab_to_als = np.full(n, -1, dtype=np.int64)
-        self._vocab_to_als[self._als_at] = np.arange(len(self._als_at))
         norms = np.linalg.norm(factors, axis=1)
         self._unit_factors = factors / np.where(norms > 0, norms, 1.0)[:, None]
         self._user_factors = np.ascontiguousarray(als.user_factors, dtype=np.float32)
@@ -235,61 +248,43 @@ class CandidateIndex:
 
     def _proposals(
         self, user_id: int, recent: npt.NDArray[np.int64], seen: npt.NDArray[np.int64], which: dict[str, int]
-    ) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
-        """Each named generator's top k (`which`: generator -> k) outside `seen`, and its scores of all its proposals' union.
+    ) -> _Proposals:
+        """Each named generator's top k (`which`: generator -> k) outside `seen`, best first.
 
-        Returns generator -> (top positions best first, score of every position in the union of
-        the tops, sorted; -inf where the generator cannot propose it). Only what the user touches
-        is scored: the popularity orders are precomputed, ALS scores the movies it has factors
-        for, item-item sums the rows of the recent watches (`ranking.sparse_topk`).
+        Only what the user touches is scored: the popularity orders are precomputed, ALS scores
+        the movies it has factors for, item-item sums the rows of the recent watches
+        (`ranking.sparse_topk`); `_score_at` reads those scores back for any movies.
         """
-        tops: dict[str, npt.NDArray[np.int64]] = {}
-        lookups: dict[str, Any] = {}
+        found = _Proposals()
         blocked = np.zeros(len(self.items), dtype=bool)
         blocked[seen] = True
         for gen in ("pop", "pop_all"):
             if gen in which:
-                tops[gen] = top_outside(self._orders[gen], blocked, which[gen])
-                lookups[gen] = (self._pop_score if gen == "pop" else self._pop_all_score).__getitem__
+                found.tops[gen] = top_outside(self._orders[gen], blocked, which[gen])
         if "als" in which:
+            found.tops["als"] = np.empty(0, dtype=np.int64)
             row = self._row(user_id)
             if row >= 0 and self._item_factors.shape[1]:
-                raw = self._als_factors @ self._user_factors[row]  # float32, as fitted
-                own = np.where(blocked[self._als_at], np.float32(-np.inf), raw)
-                tops["als"] = self._als_at[top(own, which["als"])]
-            else:
-                raw = np.full(len(self._als_at), -np.inf, dtype=np.float32)
-                tops["als"] = np.empty(0, dtype=np.int64)
-
-            def als_at(
-                at: npt.NDArray[np.int64], raw: npt.NDArray[np.float32] = raw
-            ) -> npt.NDArray[np.float64]:
-                out = np.full(len(at), -np.inf)
-                j = self._vocab_to_als[at]
-                out[j >= 0] = raw[j[j >= 0]]
-                return out
-
-            lookups["als"] = als_at
+                found.als = self._als_factors @ self._user_factors[row]  # float32, as fitted
+                own = np.where(blocked[self._als_at], np.float32(-np.inf), found.als)
+                found.tops["als"] = self._als_at[top(own, which["als"])]
         if "item" in which:
             weights = RECENT_DECAY ** np.arange(len(recent), dtype=np.float64)
             cols, sums = rows_weighted_sum(*self._sim, recent, weights)
-            cols, sums = cols[sums > 0], sums[sums > 0]  # only a positive similarity proposes
-            free = ~blocked[cols]
-            tops["item"] = cols[free][top(sums[free], which["item"])]
+            found.item = cols[sums > 0], sums[sums > 0]  # only a positive similarity proposes
+            free = ~blocked[found.item[0]]
+            found.tops["item"] = found.item[0][free][top(found.item[1][free], which["item"])]
+        return found
 
-            def item_at(
-                at: npt.NDArray[np.int64], cols: Any = cols, sums: Any = sums
-            ) -> npt.NDArray[np.float64]:
-                out = np.full(len(at), -np.inf)
-                if len(cols):
-                    j = np.minimum(np.searchsorted(cols, at), len(cols) - 1)
-                    hit = cols[j] == at
-                    out[hit] = sums[j[hit]]
-                return out
-
-            lookups["item"] = item_at
-        union = np.unique(np.concatenate([np.empty(0, dtype=np.int64), *tops.values()])).astype(np.int64)
-        return {gen: (tops[gen], np.asarray(lookups[gen](union), dtype=np.float64)) for gen in tops}
+    def _score_at(self, found: _Proposals, gen: str, at: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """A generator's scores of the movies at `at` for the user of `found` (-inf: it cannot propose them)."""
+        if gen == "pop":
+            return self._pop_score[at]
+        if gen == "pop_all":
+            return self._pop_all_score[at]
+        if gen == "als":
+            return lookup(self._als_at, found.als, at)
+        return lookup(*found.item, at)
 
     def _seen(self, user_id: int, recent: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return np.concatenate([self.watched(user_id), recent]).astype(np.int64)
@@ -299,10 +294,10 @@ class CandidateIndex:
     ) -> dict[str, npt.NDArray[np.int64]]:
         """Each baseline policy's top k for the user (seen excluded), topped up with recency popularity."""
         seen = self._seen(user_id, recent)
-        found = self._proposals(user_id, recent, seen, {POLICIES[p]: k for p in policies})
+        tops = self._proposals(user_id, recent, seen, {POLICIES[p]: k for p in policies}).tops
         out: dict[str, npt.NDArray[np.int64]] = {}
         for policy in policies:
-            best = found[POLICIES[policy]][0]
+            best = tops[POLICIES[policy]]
             if len(best) < k:
                 blocked = np.zeros(len(self.items), dtype=bool)
                 blocked[seen] = blocked[best] = True
@@ -329,10 +324,10 @@ class CandidateIndex:
         found = self._proposals(
             user_id, recent, seen, {"pop": cfg.k_pop, "als": cfg.k_als, "item": cfg.k_item}
         )
-        proposed = np.unique(np.concatenate([t for t, _ in found.values()])).astype(np.int64)
+        proposed = np.unique(np.concatenate(list(found.tops.values()))).astype(np.int64)
         features: dict[str, npt.NDArray[np.float64]] = {}
         for gen in GENERATORS:
-            best, own = found[gen]
+            best, own = found.tops[gen], self._score_at(found, gen, proposed)
             rank = np.full(len(proposed), float(MISSING_RANK))
             rank[np.searchsorted(proposed, best)] = np.arange(1, len(best) + 1)
             features[f"rank_{gen}"] = rank

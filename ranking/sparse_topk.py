@@ -91,3 +91,14 @@ def _entries(indptr: npt.NDArray[Any], rows: I64) -> tuple[I64, I64]:
         starts - (ends - lengths), lengths
     )
     return take, lengths
+
+
+def lookup(keys: I64, values: npt.NDArray[Any] | None, at: I64) -> F64:
+    """values[i] where keys[i] == at[j], for each j; -inf where `at[j]` is not a key (sorted `keys`; None: no values)."""
+    out = np.full(len(at), -np.inf)
+    if values is None or not len(keys):
+        return out
+    j = np.minimum(np.searchsorted(keys, at), len(keys) - 1)
+    hit = keys[j] == at
+    out[hit] = values[j[hit]]
+    return out

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis
 
-from events.kafka import ensure_topics
+from events.kafka import delete_topics, ensure_topics, make_admin
 from events.settings import get_kafka_settings
 from recsys.settings import StackSettings, get_settings
 from recsys.stack.base import State
@@ -42,27 +42,15 @@ TEST_TOPIC_PREFIXES = ("test-", "faults-", "movielog-test-", "cold-")
 
 
 def _topics() -> set[str]:
-    from events.kafka import make_admin
-
     return set(make_admin().list_topics(timeout=10).topics)
 
 
 def _delete_topics_made_since(before: set[str]) -> None:
     """Delete the test topics created since `before`: left on the broker they slow every later run
     (a soak collapsed in its first minute with 65 such topics on the local broker)."""
-    from events.kafka import make_admin
-
-    admin = make_admin()  # held until the futures resolve: a collected client cancels them
-    made = sorted(
-        t for t in set(admin.list_topics(timeout=10).topics) - before if t.startswith(TEST_TOPIC_PREFIXES)
-    )
-    if not made:
-        return
-    for name, future in admin.delete_topics(made, operation_timeout=30).items():
-        try:
-            future.result(timeout=60)
-        except Exception as exc:  # a clean-up failure must not fail the session: say it
-            print(f"could not delete test topic {name}: {exc}")
+    made = sorted(t for t in _topics() - before if t.startswith(TEST_TOPIC_PREFIXES))
+    for name, error in delete_topics(made).items():  # a clean-up failure must not fail the session: say it
+        print(f"could not delete test topic {name}: {error}")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,14 @@ import redis
 from confluent_kafka import TopicPartition
 
 from events import ALERTS, DLQ, MOVIELOG, PROVENANCE, ParseError, format_line, parse_line
-from events.kafka import default_topic_partitions, ensure_topics, make_admin, make_consumer, make_producer
+from events.kafka import (
+    default_topic_partitions,
+    delete_topics,
+    ensure_topics,
+    make_admin,
+    make_consumer,
+    make_producer,
+)
 from events.types import WatchEvent
 from tests.integration.conftest import StackInfo
 
@@ -100,6 +107,15 @@ def test_bad_line_goes_to_the_dlq_with_its_reason(stack: StackInfo, topic: str) 
     reader.close()
     assert found is not None and found.value() == bad
     assert dict(found.headers())["reason"] == b"bad_rating"
+
+
+def test_delete_topics_waits_for_each_and_reports_the_ones_it_could_not_delete(stack: StackInfo) -> None:
+    made = [f"test-del-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    ensure_topics(dict.fromkeys(made, 1))
+    missing = f"test-del-missing-{uuid.uuid4().hex[:8]}"
+    failed = delete_topics([*made, missing])
+    assert set(failed) == {missing}, failed  # deleting a topic that does not exist is reported, not raised
+    assert not set(made) & set(make_admin().list_topics(timeout=10).topics)  # gone once it returns
 
 
 def test_redis_answers(stack: StackInfo) -> None:
